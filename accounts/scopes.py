@@ -1,0 +1,31 @@
+"""What a credential may do at all, before any ACL is consulted."""
+
+READ = "read"
+WRITE = "write"
+DELETE = "delete"
+PUBSUB = "pubsub"
+ALL = "*"
+
+SCOPES = (
+    READ,
+    WRITE,
+    DELETE,
+    PUBSUB,
+    "admin:users:create",
+    "admin:users:read",
+    "admin:users:update",
+    "admin:users:delete",
+    "admin:groups:create",
+    "admin:groups:read",
+    "admin:groups:update",
+    "admin:groups:delete",
+    "admin:tokens:create",
+    "admin:tokens:revoke",
+    "admin:acl",
+    "admin:cluster",
+)
+
+
+def scopes_grant(granted: list[str] | tuple[str, ...], scope: str) -> bool:
+    """Whether a credential holding `granted` may act with `scope` (`*` grants everything)."""
+    return ALL in granted or scope in granted

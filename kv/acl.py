@@ -1,0 +1,52 @@
+"""The 12-bit entry mode: create/delete/write/read (`cdwr`) for owner, group and others."""
+
+from kvsite.exceptions import InvalidInput
+
+PERMS = "cdwr"
+CLASSES = ("owner", "group", "others")
+_BIT = {"c": 3, "d": 2, "w": 1, "r": 0}
+_SHIFT = {"owner": 8, "group": 4, "others": 0}
+MAX_MODE = 0o7777
+
+
+class InvalidMode(InvalidInput):
+    code = "invalid_mode"
+
+
+def mode_bit(who: str, perm: str) -> int:
+    """The bit that grants `perm` (one of c, d, w, r) to `who` (owner, group or others)."""
+    return 1 << (_SHIFT[who] + _BIT[perm])
+
+
+def mode_format(mode: int) -> str:
+    """The 12-letter form of a mode, e.g. 0xF62 -> 'cdwr-dw----w'."""
+    return "".join(perm if mode & mode_bit(who, perm) else "-" for who in CLASSES for perm in PERMS)
+
+
+def mode_parse(raw: int | str) -> int:
+    """A mode from its integer (0..4095) or 12-letter form; raise InvalidMode otherwise."""
+    if isinstance(raw, bool):
+        raise InvalidMode("A mode is an integer from 0 to 4095 or a form like 'cdwr--wr---r'.")
+    if isinstance(raw, int):
+        if 0 <= raw <= MAX_MODE:
+            return raw
+        raise InvalidMode(f"The mode {raw} is out of range (0 to 4095).")
+    if isinstance(raw, str):
+        if raw.isdigit():
+            return mode_parse(int(raw))
+        if len(raw) == 12:
+            mode = 0
+            for i, ch in enumerate(raw):
+                perm = PERMS[i % 4]
+                if ch == perm:
+                    mode |= mode_bit(CLASSES[i // 4], perm)
+                elif ch != "-":
+                    break
+            else:
+                return mode
+    raise InvalidMode(f"Invalid mode {raw!r}: use 0..4095 or a form like 'cdwr--wr---r'.")
+
+
+def mode_allows(mode: int, who: str, perm: str) -> bool:
+    """Whether `mode` grants `perm` to the class `who`."""
+    return bool(mode & mode_bit(who, perm))

@@ -1,0 +1,316 @@
+"""Writes to the store. Every change, local or replicated, goes through `entry_apply`."""
+
+import uuid
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+
+from cluster.node import MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
+from kvsite.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+
+from .acl import mode_parse
+from .hlc import hlc_from_ms, hlc_observe, hlc_tick, wall_ms
+from .keys import key_validate, prefix_successor
+from .merkle import ZERO, bucket_of, record_digest, xor_hex
+from .models import Entry, EntryVersion, MerkleLeaf, StoreState
+from .signals import entry_applied
+from .versions import Version, expiry_tombstone, version_newer
+
+CAS_ABSENT = "0"
+
+
+def _state_locked() -> StoreState:
+    """The store state row, locked for the rest of the transaction (writes queue here)."""
+    return StoreState.objects.select_for_update().get(pk=1)
+
+
+def client_writes_check() -> None:
+    """Raise unless this node accepts client writes now."""
+    mode = node_mode()
+    if mode == MODE_READ_ONLY:
+        raise Forbidden("This node is read-only.", mode=mode)
+    if mode == MODE_SYNCING:
+        raise Unavailable("This node is syncing with the cluster; try again shortly.", mode=mode)
+
+
+def entry_apply(
+    v: Version, *, state: StoreState | None = None, current: Entry | None = None
+) -> Entry | None:
+    """Store `v` if it is newer than the stored version of its key; return None when it is not.
+
+    Replication calls this with a version alone; local writes pass the state row and current
+    entry they already hold locked. Applying a version that is not newer changes nothing, so
+    replicas may apply the same versions any number of times, in any order.
+    """
+    with transaction.atomic():
+        if state is None:
+            state = _state_locked()
+            current = Entry.objects.filter(key=v.key).first()
+            if v.hlc > state.hlc:
+                state.hlc = hlc_observe(state.hlc, v.hlc)
+                state.save(update_fields=["hlc"])
+        if current is not None and not version_newer(v, Version.of(current)):
+            return None
+        return _store(v, state=state, current=current)
+
+
+def _store(v: Version, *, state: StoreState, current: Entry | None) -> Entry:
+    state.revision += 1
+    digest = record_digest(key=v.key, version=str(v.version), hlc=v.hlc, deleted=v.deleted)
+    old_digest = ZERO
+    if current is None:
+        entry = Entry(key=v.key, bucket=bucket_of(v.key))
+    else:
+        entry = current
+        old_digest = current.digest
+        _history_push(current)
+    for field in ("version", "hlc", "origin", "origin_joined_at", "deleted", "value"):
+        setattr(entry, field, getattr(v, field))
+    entry.expires_at, entry.owner, entry.group, entry.mode = v.expires_at, v.owner, v.group, v.mode
+    entry.revision = state.revision
+    entry.digest = digest
+    entry.save(force_insert=current is None)
+    _leaf_xor(entry.bucket, old_digest, digest, count_delta=0 if current else 1)
+    state.merkle_root = xor_hex(state.merkle_root, old_digest, digest)
+    state.save(update_fields=["hlc", "revision", "merkle_root"])
+    transaction.on_commit(
+        partial(
+            entry_applied.send, sender=Entry, key=v.key, revision=state.revision, deleted=v.deleted
+        )
+    )
+    return entry
+
+
+def _history_push(previous: Entry) -> None:
+    depth = settings.KVS_HISTORY_DEPTH
+    if depth <= 0:
+        return
+    EntryVersion.objects.create(
+        key=previous.key,
+        value=previous.value,
+        version=previous.version,
+        hlc=previous.hlc,
+        origin=previous.origin,
+        deleted=previous.deleted,
+        expires_at=previous.expires_at,
+        owner=previous.owner,
+        group=previous.group,
+        mode=previous.mode,
+    )
+    stale = list(
+        EntryVersion.objects.filter(key=previous.key)
+        .order_by("-hlc", "-pk")
+        .values_list("pk", flat=True)[depth:]
+    )
+    if stale:
+        EntryVersion.objects.filter(pk__in=stale).delete()
+
+
+def _leaf_xor(bucket: int, old_digest: str, new_digest: str, *, count_delta: int) -> None:
+    leaf_hash, count = MerkleLeaf.objects.filter(bucket=bucket).values_list("hash", "count").get()
+    MerkleLeaf.objects.filter(bucket=bucket).update(
+        hash=xor_hex(leaf_hash, old_digest, new_digest), count=count + count_delta
+    )
+
+
+def _cas_check(cas: str | None, live: Entry | None) -> None:
+    if cas is None:
+        return
+    if cas == CAS_ABSENT:
+        if live is not None:
+            raise Conflict(
+                "The key exists (cas=0 asks for an absent key).", version=str(live.version)
+            )
+        return
+    try:
+        expected = uuid.UUID(cas)
+    except ValueError:
+        raise InvalidInput(f"Invalid cas {cas!r}: give a version id, or 0 for 'absent'.") from None
+    if live is None:
+        raise Conflict("The key does not exist, so it cannot have that version.", version=None)
+    if live.version != expected:
+        raise Conflict("The key's current version differs.", version=str(live.version))
+
+
+def _local_version(key: str, hlc: int, **fields) -> Version:
+    node = local_node()
+    return Version(
+        key=key,
+        version=uuid.uuid4(),
+        hlc=hlc,
+        origin=node.node_id,
+        origin_joined_at=node.joined_at,
+        **fields,
+    )
+
+
+def entry_put(
+    *,
+    key: str,
+    value: str,
+    actor: str | None,
+    ttl: int | None = None,
+    cas: str | None = None,
+    now: int | None = None,
+) -> tuple[Entry, bool]:
+    """Store JSON text `value` as the newest version of `key`; return (entry, created).
+
+    Raise Conflict if `cas` does not match the live version (`"0"`: the key must be absent).
+    A replaced key keeps its owner, group and mode; a new key is owned by `actor`.
+    """
+    key_validate(key)
+    client_writes_check()
+    now = wall_ms() if now is None else now
+    with transaction.atomic():
+        state = _state_locked()
+        current = Entry.objects.filter(key=key).first()
+        live = current if current is not None and current.is_live(now) else None
+        _cas_check(cas, live)
+        state.hlc = hlc_tick(state.hlc, now)
+        if live is not None:
+            owner, group, mode = live.owner, live.group, live.mode
+        else:
+            owner, group, mode = actor, None, mode_parse(settings.KVS_DEFAULT_MODE)
+        v = _local_version(
+            key,
+            state.hlc,
+            value=value,
+            expires_at=now + ttl * 1000 if ttl else None,
+            owner=owner,
+            group=group,
+            mode=mode,
+        )
+        entry = entry_apply(v, state=state, current=current)
+    return entry, live is None
+
+
+def entry_delete(*, key: str, cas: str | None = None, now: int | None = None) -> Entry:
+    """Replace the live version of `key` with a tombstone; raise NotFound if there is none."""
+    key_validate(key)
+    client_writes_check()
+    if cas == CAS_ABSENT:
+        raise InvalidInput("cas=0 (absent) makes no sense for a delete.")
+    now = wall_ms() if now is None else now
+    with transaction.atomic():
+        state = _state_locked()
+        current = Entry.objects.filter(key=key).first()
+        live = current if current is not None and current.is_live(now) else None
+        if live is None:
+            raise NotFound(f"No key {key!r}.")
+        _cas_check(cas, live)
+        return _tombstone(live, state=state, now=now)
+
+
+def _tombstone(live: Entry, *, state: StoreState, now: int) -> Entry:
+    state.hlc = hlc_tick(state.hlc, now)
+    v = _local_version(
+        live.key, state.hlc, deleted=True, owner=live.owner, group=live.group, mode=live.mode
+    )
+    return entry_apply(v, state=state, current=live)
+
+
+def entry_delete_recurse(*, key: str, now: int | None = None) -> int:
+    """Tombstone `key` and every live key under `key/`; return how many were deleted."""
+    key_validate(key)
+    client_writes_check()
+    now = wall_ms() if now is None else now
+    below = f"{key}/"
+    upper = prefix_successor(below)
+    with transaction.atomic():
+        state = _state_locked()
+        live = Entry.objects.filter(deleted=False).exclude(expires_at__lte=now).filter(
+            key__gte=below, key__lt=upper
+        ) | Entry.objects.filter(key=key, deleted=False).exclude(expires_at__lte=now)
+        count = 0
+        for entry in live.order_by("key").iterator():
+            _tombstone(entry, state=state, now=now)
+            count += 1
+    return count
+
+
+def entry_meta_set(
+    *,
+    key: str,
+    owner: str | None = None,
+    group: str | None = None,
+    mode: int | None = None,
+    fields: set[str],
+    now: int | None = None,
+) -> Entry:
+    """Write a new version of `key` with the same value and the given owner/group/mode."""
+    key_validate(key)
+    client_writes_check()
+    now = wall_ms() if now is None else now
+    with transaction.atomic():
+        state = _state_locked()
+        current = Entry.objects.filter(key=key).first()
+        if current is None or not current.is_live(now):
+            raise NotFound(f"No key {key!r}.")
+        state.hlc = hlc_tick(state.hlc, now)
+        v = _local_version(
+            key,
+            state.hlc,
+            value=current.value,
+            expires_at=current.expires_at,
+            owner=owner if "owner" in fields else current.owner,
+            group=group if "group" in fields else current.group,
+            mode=mode if "mode" in fields else current.mode,
+        )
+        return entry_apply(v, state=state, current=current)
+
+
+def entries_expire(*, now: int | None = None, batch: int = 500) -> int:
+    """Turn keys whose TTL has passed into their deterministic expiry tombstones; return count."""
+    now = wall_ms() if now is None else now
+    due = list(
+        Entry.objects.filter(deleted=False, expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:batch]
+    )
+    expired = 0
+    for pk in due:
+        with transaction.atomic():
+            state = _state_locked()
+            entry = Entry.objects.filter(pk=pk, deleted=False, expires_at__lte=now).first()
+            if entry is None:
+                continue  # replaced or deleted meanwhile
+            tombstone = expiry_tombstone(Version.of(entry))
+            state.hlc = hlc_observe(state.hlc, tombstone.hlc)
+            if entry_apply(tombstone, state=state, current=entry) is not None:
+                expired += 1
+    return expired
+
+
+def tombstones_purge(*, now: int | None = None, batch: int = 1000) -> int:
+    """Forget tombstones older than KVS_TOMBSTONE_TTL (and their history); return count."""
+    now = wall_ms() if now is None else now
+    cutoff = hlc_from_ms(now - settings.KVS_TOMBSTONE_TTL * 1000)
+    old = list(
+        Entry.objects.filter(deleted=True, hlc__lt=cutoff).values_list("pk", flat=True)[:batch]
+    )
+    purged = 0
+    for pk in old:
+        with transaction.atomic():
+            state = _state_locked()
+            entry = Entry.objects.filter(pk=pk, deleted=True, hlc__lt=cutoff).first()
+            if entry is None:
+                continue
+            EntryVersion.objects.filter(key=entry.key).delete()
+            entry.delete()
+            _leaf_xor(entry.bucket, entry.digest, ZERO, count_delta=-1)
+            state.merkle_root = xor_hex(state.merkle_root, entry.digest)
+            state.save(update_fields=["merkle_root"])
+            purged += 1
+    return purged
+
+
+__all__ = [
+    "entry_apply",
+    "entry_put",
+    "entry_delete",
+    "entry_delete_recurse",
+    "entry_meta_set",
+    "entries_expire",
+    "tombstones_purge",
+]

@@ -1,0 +1,6 @@
+"""Sent after commit for every applied version, local or replicated (watch and push hook here)."""
+
+from django.dispatch import Signal
+
+# kwargs: key (str), revision (int), deleted (bool)
+entry_applied = Signal()

@@ -1,0 +1,212 @@
+"""Django settings for a kvsite node. Every knob is read from the environment (or `.env`)."""
+
+import secrets
+from pathlib import Path
+
+from .env import BASE_DIR, env
+
+# --- Node identity and storage -------------------------------------------------------------------
+
+# Where this node keeps its state (SQLite database, generated secrets).
+KVS_DATA_DIR = Path(env.str("KVS_DATA_DIR", default=str(BASE_DIR / "var")))
+KVS_DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# A stable name for this node; empty means "generate one on first boot and keep it".
+KVS_NODE_ID = env.str("KVS_NODE_ID", default="")
+# The URL peers use to reach this node.
+KVS_ADVERTISE_URL = env.str("KVS_ADVERTISE_URL", default="http://127.0.0.1:8000")
+# Seed URLs to join through (comma separated); none means this node starts a cluster.
+KVS_SEEDS = env.list("KVS_SEEDS", default=[])
+
+
+def _secret_from_file(name: str) -> str:
+    """A random secret persisted in the data directory, for single-machine setups."""
+    path = KVS_DATA_DIR / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+# Shared by every node of a cluster: signs node-to-node requests and (derived) JWTs.
+KVS_CLUSTER_SECRET = env.str("KVS_CLUSTER_SECRET", default="") or _secret_from_file(
+    "cluster_secret"
+)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or KVS_CLUSTER_SECRET
+
+# --- Access --------------------------------------------------------------------------------------
+
+# Off: every request may do everything (a private, trusted network only).
+KVS_AUTH_ENABLED = env.bool("KVS_AUTH_ENABLED", default=True)
+# Let requests without a credential read (GET/HEAD/list/history) keys.
+KVS_ALLOW_ANONYMOUS_READ = env.bool("KVS_ALLOW_ANONYMOUS_READ", default=False)
+# Let requests without a credential create and replace keys (never delete).
+KVS_ALLOW_ANONYMOUS_WRITE = env.bool("KVS_ALLOW_ANONYMOUS_WRITE", default=False)
+# Refuse client writes (403); replication still applies.
+KVS_READ_ONLY = env.bool("KVS_READ_ONLY", default=False)
+# If set, the root token created on first boot is exactly this string.
+KVS_BOOTSTRAP_TOKEN = env.str("KVS_BOOTSTRAP_TOKEN", default="")
+# Mode given to new keys when no ACL rule covers them (owner cdwr, group --wr, others ---r).
+KVS_DEFAULT_MODE = env.str("KVS_DEFAULT_MODE", default="cdwr--wr---r")
+
+# --- Data model ----------------------------------------------------------------------------------
+
+# How many previous versions of each key are kept (more: longer history, larger database).
+KVS_HISTORY_DEPTH = env.int("KVS_HISTORY_DEPTH", default=3)
+# Largest accepted value, in bytes of JSON (larger: 413).
+KVS_MAX_VALUE_BYTES = env.int("KVS_MAX_VALUE_BYTES", default=1024 * 1024)
+# How long tombstones are kept (seconds). A node offline longer than this must rejoin empty.
+KVS_TOMBSTONE_TTL = env.int("KVS_TOMBSTONE_TTL", default=7 * 24 * 3600)
+# How often (seconds) the expiry task turns expired keys into tombstones.
+KVS_EXPIRY_INTERVAL = env.float("KVS_EXPIRY_INTERVAL", default=1.0)
+# How often (seconds) purged tombstones are looked for.
+KVS_PURGE_INTERVAL = env.float("KVS_PURGE_INTERVAL", default=600.0)
+# Number of Merkle leaves (key-hash buckets); every node of a cluster must use the same value.
+KVS_MERKLE_BUCKETS = 4096
+
+# --- Django --------------------------------------------------------------------------------------
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["*"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "accounts",
+    "kv",
+    "cluster",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "kvsite.urls"
+APPEND_SLASH = False
+ASGI_APPLICATION = "kvsite.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{KVS_DATA_DIR / 'kvsite.sqlite3'}")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so two
+    # writers queue on busy_timeout instead of failing with "database is locked" mid-transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True
+
+# Request bodies larger than the value limit are refused with 413 before they are read whole.
+DATA_UPLOAD_MAX_MEMORY_SIZE = KVS_MAX_VALUE_BYTES + 64 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsAuthenticatedOrAuthOff"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "kvsite.renderers.FastJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "kvsite.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "kvsite API",
+    "DESCRIPTION": "A distributed, eventually consistent JSON key-value store.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Celery --------------------------------------------------------------------------------------
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "entries-expire": {"task": "kv.tasks.entries_expire", "schedule": KVS_EXPIRY_INTERVAL},
+    "tombstones-purge": {"task": "kv.tasks.tombstones_purge", "schedule": KVS_PURGE_INTERVAL},
+}
+# Periodic tasks that are late are worthless: drop them rather than run a backlog.
+CELERY_TASK_DEFAULT_EXPIRES = 30
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("KVS_LOG_LEVEL", default="WARNING")},
+}
