@@ -158,6 +158,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
 # Request bodies larger than the value limit are refused with 413 before they are read whole.
@@ -209,4 +210,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("KVS_LOG_LEVEL", default="WARNING")},
+    # 4xx answers are the API working as designed; log only server errors.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -1,0 +1,39 @@
+"""Shared fixtures: API clients holding tokens with chosen scopes."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.scopes import ALL
+from accounts.services import token_create
+
+
+@pytest.fixture
+def root_user(db) -> User:
+    return User.objects.create_superuser(username="root", password="root-password-1")
+
+
+@pytest.fixture
+def make_client(db):
+    """A factory of API clients: make_client(scopes=[...], user=..., prefix=...)."""
+
+    def factory(*, scopes=(ALL,), user: User | None = None, prefix: str | None = None, **kw):
+        user = user or User.objects.get_or_create(username="alice")[0]
+        issued = token_create(user=user, scopes=list(scopes), prefix=prefix, **kw)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+        client.token = issued
+        return client
+
+    return factory
+
+
+@pytest.fixture
+def api(make_client, root_user) -> APIClient:
+    """A client holding an all-scopes token of the superuser `root`."""
+    return make_client(user=root_user)
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
