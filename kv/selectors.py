@@ -10,7 +10,8 @@ from kvsite.exceptions import InvalidInput, NotFound
 
 from .hlc import wall_ms
 from .keys import key_validate, prefix_successor, prefix_validate
-from .models import Entry, EntryVersion, StoreState
+from .merkle import DIGEST_HEX, ZERO
+from .models import Entry, EntryVersion, MerkleLeaf, StoreState
 
 MAX_LIST_LIMIT = 1000
 DEFAULT_LIST_LIMIT = 100
@@ -133,3 +134,22 @@ def store_state() -> StoreState:
 
 def live_key_count(*, now: int | None = None) -> int:
     return live_entries(now=now).count()
+
+
+def merkle_recompute() -> tuple[dict[int, str], str]:
+    """Leaf hashes and root computed from scratch from the entries (non-zero leaves only)."""
+    leaves: dict[int, int] = {}
+    for bucket, digest in Entry.objects.values_list("bucket", "digest").iterator():
+        leaves[bucket] = leaves.get(bucket, 0) ^ int(digest, 16)
+    root = 0
+    for value in leaves.values():
+        root ^= value
+    return (
+        {b: f"{v:0{DIGEST_HEX}x}" for b, v in leaves.items() if v},
+        f"{root:0{DIGEST_HEX}x}",
+    )
+
+
+def merkle_leaves() -> dict[int, str]:
+    """The maintained non-zero leaf hashes."""
+    return dict(MerkleLeaf.objects.exclude(hash=ZERO).values_list("bucket", "hash"))
