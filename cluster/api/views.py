@@ -2,6 +2,8 @@
 
 import time
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +24,7 @@ class HealthApi(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="health")
     def get(self, request):
         return Response({"status": "ok", "node_id": local_node().node_id, "mode": node_mode()})
 
@@ -31,6 +34,7 @@ class StatusApi(APIView):
 
     permission_classes = [AllowAny]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="status")
     def get(self, request):
         scope_check(request, READ)
         state = store_state()

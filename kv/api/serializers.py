@@ -131,6 +131,15 @@ class HistoryOutputSerializer(serializers.Serializer):
     versions = VersionSerializer(many=True)
 
 
+class MetaOutputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    owner = serializers.CharField(allow_null=True)
+    group = serializers.CharField(allow_null=True)
+    mode = serializers.IntegerField()
+    mode_string = serializers.CharField()
+    version = serializers.UUIDField()
+
+
 class MetaInputSerializer(serializers.Serializer):
     owner = serializers.CharField(required=False, allow_null=True, max_length=150)
     group = serializers.CharField(required=False, allow_null=True, max_length=150)

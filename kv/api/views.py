@@ -23,6 +23,7 @@ from .serializers import (
     EntryOutputSerializer,
     HistoryOutputSerializer,
     MetaInputSerializer,
+    MetaOutputSerializer,
     PageOutputSerializer,
     PutOutputSerializer,
     entry_out,
@@ -115,6 +116,7 @@ class KeyListApi(APIView):
             OpenApiParameter("separator", OpenApiTypes.STR, description="Fold deeper keys."),
         ],
         responses=PageOutputSerializer,
+        operation_id="kv_list",
     )
     def get(self, request):
         prefix = param_str(request, "prefix") or ""
@@ -153,12 +155,14 @@ class MetaApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(parameters=[KEY_PARAM])
+    @extend_schema(parameters=[KEY_PARAM], responses=MetaOutputSerializer)
     def get(self, request, key):
         key_scope_check(request, READ, key)
         return Response(meta_out(selectors.entry_get(key=key)))
 
-    @extend_schema(parameters=[KEY_PARAM], request=MetaInputSerializer)
+    @extend_schema(
+        parameters=[KEY_PARAM], request=MetaInputSerializer, responses=MetaOutputSerializer
+    )
     def put(self, request, key):
         key_scope_check(request, WRITE, key)
         entry = selectors.entry_get(key=key)
