@@ -37,3 +37,13 @@ def api(make_client, root_user) -> APIClient:
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_cache():
+    """Tests start with no verified tokens cached from an earlier test."""
+    from accounts.authentication import token_cache_clear
+
+    token_cache_clear()
+    yield
+    token_cache_clear()

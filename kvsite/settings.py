@@ -46,6 +46,9 @@ KVS_ALLOW_ANONYMOUS_WRITE = env.bool("KVS_ALLOW_ANONYMOUS_WRITE", default=False)
 KVS_READ_ONLY = env.bool("KVS_READ_ONLY", default=False)
 # If set, the root token created on first boot is exactly this string.
 KVS_BOOTSTRAP_TOKEN = env.str("KVS_BOOTSTRAP_TOKEN", default="")
+# How long (seconds) a process trusts a token it has verified before reading it again: revocations
+# made on another process or node take effect within this time. 0 checks the database every time.
+KVS_TOKEN_CACHE_SECONDS = env.float("KVS_TOKEN_CACHE_SECONDS", default=1.0)
 # Mode given to new keys when no ACL rule covers them (owner cdwr, group --wr, others ---r).
 KVS_DEFAULT_MODE = env.str("KVS_DEFAULT_MODE", default="cdwr--wr---r")
 
@@ -175,6 +178,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kvsite.negotiation.FastContentNegotiation",
     "EXCEPTION_HANDLER": "kvsite.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
