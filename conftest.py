@@ -8,6 +8,12 @@ from accounts.scopes import ALL
 from accounts.services import token_create
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """PBKDF2 takes most of a second per user created; tests do not need it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def root_user(db) -> User:
     return User.objects.create_superuser(username="root", password="root-password-1")

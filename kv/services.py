@@ -114,6 +114,13 @@ def _leaf_xor(bucket: int, old_digest: str, new_digest: str, *, count_delta: int
     )
 
 
+def _cas_parse(cas: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(cas)
+    except ValueError:
+        raise InvalidInput(f"Invalid cas {cas!r}: give a version id, or 0 for 'absent'.") from None
+
+
 def _cas_check(cas: str | None, live: Entry | None) -> None:
     if cas is None:
         return
@@ -123,10 +130,7 @@ def _cas_check(cas: str | None, live: Entry | None) -> None:
                 "The key exists (cas=0 asks for an absent key).", version=str(live.version)
             )
         return
-    try:
-        expected = uuid.UUID(cas)
-    except ValueError:
-        raise InvalidInput(f"Invalid cas {cas!r}: give a version id, or 0 for 'absent'.") from None
+    expected = _cas_parse(cas)
     if live is None:
         raise Conflict("The key does not exist, so it cannot have that version.", version=None)
     if live.version != expected:
@@ -191,6 +195,8 @@ def entry_delete(*, key: str, cas: str | None = None, now: int | None = None) ->
     client_writes_check()
     if cas == CAS_ABSENT:
         raise InvalidInput("cas=0 (absent) makes no sense for a delete.")
+    if cas is not None:
+        _cas_parse(cas)  # a malformed cas is a 400 even when the key is absent
     now = wall_ms() if now is None else now
     with transaction.atomic():
         state = _state_locked()

@@ -1,6 +1,8 @@
 """Wire shapes of entries. Values are stored as JSON text and spliced in without re-encoding."""
 
 import json
+import math
+import re
 
 import orjson
 from rest_framework import serializers
@@ -10,6 +12,9 @@ from kvsite.exceptions import InvalidInput, TooLarge
 from ..acl import mode_format
 from ..models import Entry, EntryVersion
 
+# A run of 19 digits may be an integer beyond 64 bits; such bodies take the exact (slow) parser.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
 
 def value_canonical(body: bytes, *, limit: int) -> str:
     """The request body as compact JSON text; raise InvalidInput or TooLarge."""
@@ -18,25 +23,41 @@ def value_canonical(body: bytes, *, limit: int) -> str:
     if not body.strip():
         raise InvalidInput("The body is empty: send a JSON value.")
     try:
+        if _LONG_DIGITS.search(body):
+            raise ValueError("orjson turns integers beyond 64 bits into floats")
         text = orjson.dumps(orjson.loads(body)).decode()
-    except orjson.JSONDecodeError as exc:
-        text = _value_canonical_slow(body, exc)
+    except (ValueError, TypeError):  # decode errors; the encoder refuses depth > 255 (TypeError)
+        text = _value_canonical_slow(body)
     if len(text.encode()) > limit:
         raise TooLarge(f"The value is larger than {limit} bytes.")
     return text
 
 
-def _value_canonical_slow(body: bytes, fast_error: Exception) -> str:
-    """The standard library's parser, for what orjson refuses but JSON allows (huge integers)."""
+def _value_canonical_slow(body: bytes) -> str:
+    """The standard library's parser, for what orjson refuses or mangles but JSON allows (integers
+    beyond 64 bits, which it would turn into floats; nesting deeper than 255)."""
 
     def no_constants(name):
         raise ValueError(f"{name} is not valid JSON")
 
+    def finite(text):
+        number = float(text)
+        if math.isinf(number):
+            raise ValueError(f"the number {text[:40]} is out of range")
+        return number
+
     try:
-        value = json.loads(body, parse_constant=no_constants)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput(f"The body is not valid JSON: {fast_error}.") from None
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        value = json.loads(body, parse_constant=no_constants, parse_float=finite)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise InvalidInput(f"The body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise InvalidInput("The body is nested too deeply.") from None
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise InvalidInput("The body is not valid JSON: a string holds a lone surrogate.") from None
+    return text
 
 
 def entry_out(entry: Entry, *, with_value: bool = True) -> dict:

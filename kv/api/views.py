@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -166,9 +166,13 @@ class MetaApi(APIView):
     def put(self, request, key):
         key_scope_check(request, WRITE, key)
         entry = selectors.entry_get(key=key)
+        actor = _actor(request)
+        is_owner = actor is not None and actor == entry.owner
         if settings.KVS_AUTH_ENABLED and not (
-            credential_has_scope(request, "admin:acl") or _actor(request) == entry.owner
+            credential_has_scope(request, "admin:acl") or is_owner
         ):
+            if actor is None:  # anonymous writers own nothing, not even owner-less keys
+                raise NotAuthenticated()
             raise PermissionDenied("Only the key's owner or an admin:acl credential may do this.")
         data = MetaInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
