@@ -49,7 +49,10 @@ def anon() -> APIClient:
 def _fresh_token_cache():
     """Tests start with no verified tokens cached from an earlier test."""
     from accounts.authentication import token_cache_clear
+    from cluster.node import node_cache_clear
 
     token_cache_clear()
+    node_cache_clear()
     yield
     token_cache_clear()
+    node_cache_clear()

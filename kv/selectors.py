@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 
 from kvsite.exceptions import InvalidInput, NotFound
 
+from . import rows
 from .hlc import wall_ms
 from .keys import key_validate, prefix_successor, prefix_validate
 from .merkle import DIGEST_HEX, ZERO
@@ -26,8 +27,8 @@ def live_entries(*, now: int | None = None) -> QuerySet[Entry]:
 def entry_get(*, key: str, now: int | None = None) -> Entry:
     """The live entry of `key`; raise NotFound if it is absent, deleted or expired."""
     key_validate(key)
-    entry = live_entries(now=now).filter(key=key).first()
-    if entry is None:
+    entry = rows.entry_by_key(key)
+    if entry is None or not entry.is_live(wall_ms() if now is None else now):
         raise NotFound(f"No key {key!r}.")
     return entry
 
@@ -120,7 +121,7 @@ def entries_under(
 def entry_history(*, key: str, now: int | None = None) -> tuple[Entry, list[EntryVersion]]:
     """The stored entry of `key` and its previous versions, newest first; NotFound if never seen."""
     key_validate(key)
-    entry = Entry.objects.filter(key=key).first()
+    entry = rows.entry_by_key(key)
     if entry is None:
         raise NotFound(f"No key {key!r} has ever been stored here.")
     previous = list(EntryVersion.objects.filter(key=key).order_by("-hlc", "-pk"))

@@ -9,20 +9,16 @@ from django.db import transaction
 from cluster.node import MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
+from . import rows
 from .acl import mode_parse
 from .hlc import hlc_from_ms, hlc_observe, hlc_tick, wall_ms
 from .keys import key_validate, prefix_successor
 from .merkle import ZERO, bucket_of, record_digest, xor_hex
-from .models import Entry, EntryVersion, MerkleLeaf, StoreState
+from .models import Entry, EntryVersion, StoreState
 from .signals import entry_applied
 from .versions import Version, expiry_tombstone, version_newer
 
 CAS_ABSENT = "0"
-
-
-def _state_locked() -> StoreState:
-    """The store state row, locked for the rest of the transaction (writes queue here)."""
-    return StoreState.objects.select_for_update().get(pk=1)
 
 
 def client_writes_check() -> None:
@@ -45,11 +41,11 @@ def entry_apply(
     """
     with transaction.atomic():
         if state is None:
-            state = _state_locked()
-            current = Entry.objects.filter(key=v.key).first()
+            state = rows.state_lock()
+            current = rows.entry_by_key(v.key)
             if v.hlc > state.hlc:
                 state.hlc = hlc_observe(state.hlc, v.hlc)
-                state.save(update_fields=["hlc"])
+                rows.state_save(state)
         if current is not None and not version_newer(v, Version.of(current)):
             return None
         return _store(v, state=state, current=current)
@@ -64,16 +60,17 @@ def _store(v: Version, *, state: StoreState, current: Entry | None) -> Entry:
     else:
         entry = current
         old_digest = current.digest
-        _history_push(current)
+        if settings.KVS_HISTORY_DEPTH > 0:
+            rows.history_push(current, depth=settings.KVS_HISTORY_DEPTH)
     for field in ("version", "hlc", "origin", "origin_joined_at", "deleted", "value"):
         setattr(entry, field, getattr(v, field))
     entry.expires_at, entry.owner, entry.group, entry.mode = v.expires_at, v.owner, v.group, v.mode
     entry.revision = state.revision
     entry.digest = digest
-    entry.save(force_insert=current is None)
+    rows.entry_save(entry)
     _leaf_xor(entry.bucket, old_digest, digest, count_delta=0 if current else 1)
     state.merkle_root = xor_hex(state.merkle_root, old_digest, digest)
-    state.save(update_fields=["hlc", "revision", "merkle_root"])
+    rows.state_save(state)
     transaction.on_commit(
         partial(
             entry_applied.send, sender=Entry, key=v.key, revision=state.revision, deleted=v.deleted
@@ -82,36 +79,8 @@ def _store(v: Version, *, state: StoreState, current: Entry | None) -> Entry:
     return entry
 
 
-def _history_push(previous: Entry) -> None:
-    depth = settings.KVS_HISTORY_DEPTH
-    if depth <= 0:
-        return
-    EntryVersion.objects.create(
-        key=previous.key,
-        value=previous.value,
-        version=previous.version,
-        hlc=previous.hlc,
-        origin=previous.origin,
-        deleted=previous.deleted,
-        expires_at=previous.expires_at,
-        owner=previous.owner,
-        group=previous.group,
-        mode=previous.mode,
-    )
-    stale = list(
-        EntryVersion.objects.filter(key=previous.key)
-        .order_by("-hlc", "-pk")
-        .values_list("pk", flat=True)[depth:]
-    )
-    if stale:
-        EntryVersion.objects.filter(pk__in=stale).delete()
-
-
 def _leaf_xor(bucket: int, old_digest: str, new_digest: str, *, count_delta: int) -> None:
-    leaf_hash, count = MerkleLeaf.objects.filter(bucket=bucket).values_list("hash", "count").get()
-    MerkleLeaf.objects.filter(bucket=bucket).update(
-        hash=xor_hex(leaf_hash, old_digest, new_digest), count=count + count_delta
-    )
+    rows.leaf_save(bucket, xor_hex(rows.leaf_hash(bucket), old_digest, new_digest), count_delta)
 
 
 def _cas_parse(cas: str) -> uuid.UUID:
@@ -167,8 +136,8 @@ def entry_put(
     client_writes_check()
     now = wall_ms() if now is None else now
     with transaction.atomic():
-        state = _state_locked()
-        current = Entry.objects.filter(key=key).first()
+        state = rows.state_lock()
+        current = rows.entry_by_key(key)
         live = current if current is not None and current.is_live(now) else None
         _cas_check(cas, live)
         state.hlc = hlc_tick(state.hlc, now)
@@ -199,8 +168,8 @@ def entry_delete(*, key: str, cas: str | None = None, now: int | None = None) ->
         _cas_parse(cas)  # a malformed cas is a 400 even when the key is absent
     now = wall_ms() if now is None else now
     with transaction.atomic():
-        state = _state_locked()
-        current = Entry.objects.filter(key=key).first()
+        state = rows.state_lock()
+        current = rows.entry_by_key(key)
         live = current if current is not None and current.is_live(now) else None
         if live is None:
             raise NotFound(f"No key {key!r}.")
@@ -224,7 +193,7 @@ def entry_delete_recurse(*, key: str, now: int | None = None) -> int:
     below = f"{key}/"
     upper = prefix_successor(below)
     with transaction.atomic():
-        state = _state_locked()
+        state = rows.state_lock()
         live = Entry.objects.filter(deleted=False).exclude(expires_at__lte=now).filter(
             key__gte=below, key__lt=upper
         ) | Entry.objects.filter(key=key, deleted=False).exclude(expires_at__lte=now)
@@ -249,8 +218,8 @@ def entry_meta_set(
     client_writes_check()
     now = wall_ms() if now is None else now
     with transaction.atomic():
-        state = _state_locked()
-        current = Entry.objects.filter(key=key).first()
+        state = rows.state_lock()
+        current = rows.entry_by_key(key)
         if current is None or not current.is_live(now):
             raise NotFound(f"No key {key!r}.")
         state.hlc = hlc_tick(state.hlc, now)
@@ -277,7 +246,7 @@ def entries_expire(*, now: int | None = None, batch: int = 500) -> int:
     expired = 0
     for pk in due:
         with transaction.atomic():
-            state = _state_locked()
+            state = rows.state_lock()
             entry = Entry.objects.filter(pk=pk, deleted=False, expires_at__lte=now).first()
             if entry is None:
                 continue  # replaced or deleted meanwhile
@@ -298,7 +267,7 @@ def tombstones_purge(*, now: int | None = None, batch: int = 1000) -> int:
     purged = 0
     for pk in old:
         with transaction.atomic():
-            state = _state_locked()
+            state = rows.state_lock()
             entry = Entry.objects.filter(pk=pk, deleted=True, hlc__lt=cutoff).first()
             if entry is None:
                 continue
@@ -306,7 +275,7 @@ def tombstones_purge(*, now: int | None = None, batch: int = 1000) -> int:
             entry.delete()
             _leaf_xor(entry.bucket, entry.digest, ZERO, count_delta=-1)
             state.merkle_root = xor_hex(state.merkle_root, entry.digest)
-            state.save(update_fields=["merkle_root"])
+            rows.state_save(state)
             purged += 1
     return purged
 

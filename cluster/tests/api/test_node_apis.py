@@ -9,7 +9,7 @@ import yaml
 from rest_framework.test import APIClient
 
 import kvsite
-from cluster.models import LocalNode
+from cluster.node import node_syncing_set
 from kv import services
 from kv.hlc import wall_ms
 from kv.models import Entry
@@ -62,10 +62,9 @@ def test_health_reports_a_read_only_node(anon, settings):
 
 
 def test_health_reports_a_syncing_node(anon):
-    LocalNode.objects.update_or_create(
-        pk=1, defaults={"node_id": "node-sync", "joined_at": 1, "syncing": True}
-    )
+    node_syncing_set(True)
     body = anon.get("/health").json()
+    node_syncing_set(False)
     assert body["status"] == "ok" and body["mode"] == "syncing"
 
 

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from cluster.models import LocalNode
+from cluster.node import node_syncing_set
 from kv import services
 from kv.hlc import wall_ms
 from kv.models import Entry
@@ -474,9 +474,7 @@ def test_delete_recurse_with_cas_is_refused_and_deletes_nothing(api):
 
 def test_writes_on_a_syncing_node_answer_503_and_reads_still_work(api):
     created(api, "k", "v")
-    LocalNode.objects.update_or_create(
-        pk=1, defaults={"node_id": "node-sync", "joined_at": 1, "syncing": True}
-    )
+    node_syncing_set(True)
     assert assert_error(put_json(api, "k", "w"), 503).get("mode") == "syncing"
     assert assert_error(put_json(api, "new", 1), 503).get("mode") == "syncing"
     assert assert_error(api.delete(url("k")), 503).get("mode") == "syncing"

