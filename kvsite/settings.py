@@ -1,5 +1,6 @@
 """Django settings for a kvsite node. Every knob is read from the environment (or `.env`)."""
 
+import os
 import secrets
 from pathlib import Path
 
@@ -22,9 +23,12 @@ KVS_SEEDS = env.list("KVS_SEEDS", default=[])
 def _secret_from_file(name: str) -> str:
     """A random secret persisted in the data directory, for single-machine setups."""
     path = KVS_DATA_DIR / name
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
