@@ -1,4 +1,6 @@
-"""The 12-bit entry mode: create/delete/write/read (`cdwr`) for owner, group and others."""
+"""The 12-bit entry mode (create/delete/write/read for owner, group, others) and who it lets act."""
+
+from dataclasses import dataclass
 
 from kvsite.exceptions import InvalidInput
 
@@ -50,3 +52,37 @@ def mode_parse(raw: int | str) -> int:
 def mode_allows(mode: int, who: str, perm: str) -> bool:
     """Whether `mode` grants `perm` to the class `who`."""
     return bool(mode & mode_bit(who, perm))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is acting, as the ACL sees it."""
+
+    username: str | None
+    groups: frozenset[str] = frozenset()
+    superuser: bool = False
+    acl_admin: bool = False  # may change any entry's owner, group and mode
+
+    @property
+    def bypass(self) -> bool:
+        return self.superuser
+
+
+SYSTEM = Caller(username=None, superuser=True, acl_admin=True)  # internal work; auth disabled
+ANONYMOUS = Caller(username=None)
+
+
+def caller_class(caller: Caller, owner: str | None, group: str | None) -> str:
+    """Which of owner, group or others `caller` is for a record owned by `owner` and `group`."""
+    if caller.username is not None and caller.username == owner:
+        return "owner"
+    if group is not None and group in caller.groups:
+        return "group"
+    return "others"
+
+
+def caller_may(
+    caller: Caller, perm: str, *, owner: str | None, group: str | None, mode: int
+) -> bool:
+    """Whether the record's mode grants `perm` to `caller` (superusers always may)."""
+    return caller.bypass or mode_allows(mode, caller_class(caller, owner, group), perm)

@@ -93,3 +93,39 @@ class MerkleLeaf(models.Model):
 
     def __str__(self) -> str:
         return f"leaf {self.bucket}"
+
+
+class AclRule(models.Model):
+    """Who may create keys under a prefix, and the group and mode new keys there receive."""
+
+    prefix = models.CharField(max_length=1024, unique=True)
+    owner = models.CharField(max_length=150, null=True, blank=True)
+    group = models.CharField(max_length=150, null=True, blank=True)
+    mode = models.PositiveSmallIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "ACL rule"
+        ordering = ["prefix"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix} {mode_format(self.mode)}"
+
+    @property
+    def mode_string(self) -> str:
+        return mode_format(self.mode)
+
+
+class PrefixSchema(models.Model):
+    """A JSON Schema that every value written under `prefix` must satisfy."""
+
+    prefix = models.CharField(max_length=1024, unique=True)
+    schema = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "schema"
+        ordering = ["prefix"]
+
+    def __str__(self) -> str:
+        return self.prefix

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
 
-from kvsite.exceptions import InvalidInput, NotFound
+from kvsite.exceptions import Forbidden, InvalidInput, NotFound
 
 from . import rows
+from .acl import SYSTEM, Caller, caller_may
 from .hlc import wall_ms
 from .keys import key_validate, prefix_successor, prefix_validate
 from .merkle import DIGEST_HEX, ZERO
@@ -24,12 +25,14 @@ def live_entries(*, now: int | None = None) -> QuerySet[Entry]:
     return Entry.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), deleted=False)
 
 
-def entry_get(*, key: str, now: int | None = None) -> Entry:
-    """The live entry of `key`; raise NotFound if it is absent, deleted or expired."""
+def entry_get(*, key: str, caller: Caller = SYSTEM, now: int | None = None) -> Entry:
+    """The live entry of `key`; NotFound if absent, deleted or expired; Forbidden if unreadable."""
     key_validate(key)
     entry = rows.entry_by_key(key)
     if entry is None or not entry.is_live(wall_ms() if now is None else now):
         raise NotFound(f"No key {key!r}.")
+    if not entry_readable(caller, entry):
+        raise Forbidden(f"The mode of {key!r} does not grant you read.")
     return entry
 
 
@@ -61,44 +64,53 @@ def entries_under(
     limit: int = DEFAULT_LIST_LIMIT,
     cursor: str | None = None,
     separator: str | None = None,
+    caller: Caller = SYSTEM,
     now: int | None = None,
 ) -> Page:
-    """One page of live entries under `prefix` in key order.
+    """One page of the live entries under `prefix` that `caller` may read, in key order.
 
     With a separator, keys deeper than one level are folded into `prefixes` ("directories"),
-    each listed once; a page holds at most `limit` items and prefixes together.
+    each listed once and only if the caller may read a key in it; a page holds at most `limit`
+    items and prefixes together.
     """
     prefix_validate(prefix)
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT}.")
     if separator is not None and separator == "":
         raise InvalidInput("separator must not be empty.")
-    upper = prefix_successor(prefix) if prefix else None
     base = live_entries(now=now)
     if prefix:
+        upper = prefix_successor(prefix)
         base = (
             base.filter(key__gte=prefix, key__lt=upper) if upper else base.filter(key__gte=prefix)
         )
     start, inclusive = prefix, True
     if cursor:
         kind, position = _cursor_decode(cursor)
-        if kind == "d":
-            start = prefix_successor(position) or position
-        else:
-            start, inclusive = position, False
+        start, inclusive = (
+            (prefix_successor(position) or position, True)
+            if kind == "d"
+            else (
+                position,
+                False,
+            )
+        )
     page = Page(items=[], next_cursor=None)
-    last: tuple[str, str] = ("k", start)
+    last: tuple[str, str] | None = None
+    batch = limit + 1
     while True:
-        room = limit - len(page.items) - len(page.prefixes)
         after = base.filter(key__gte=start) if inclusive else base.filter(key__gt=start)
+        rows_ = list(after.order_by("key")[:batch])
         folded = None
-        for row in after.order_by("key")[: room + 1]:
-            if room == 0:  # the page is full and another row exists
+        for row in rows_:
+            start, inclusive = row.key, False
+            if not entry_readable(caller, row):
+                continue
+            if len(page.items) + len(page.prefixes) == limit:
                 page.next_cursor = _cursor_encode(*last)
                 return page
             rest = row.key[len(prefix) :]
             cut = rest.find(separator) if separator else -1
-            room -= 1
             if cut == -1:
                 page.items.append(row)
                 last = ("k", row.key)
@@ -107,25 +119,33 @@ def entries_under(
             page.prefixes.append(folded)
             last = ("d", folded)
             break
-        else:
-            return page  # no more rows
-        start, inclusive = prefix_successor(folded), True
-        if start is None:
-            return page
-        if room == 0:
-            if base.filter(key__gte=start).exists():
-                page.next_cursor = _cursor_encode(*last)
+        if folded is not None:
+            seek = prefix_successor(folded)
+            if seek is None:
+                return page
+            start, inclusive = seek, True
+        elif len(rows_) < batch:
             return page
 
 
-def entry_history(*, key: str, now: int | None = None) -> tuple[Entry, list[EntryVersion]]:
-    """The stored entry of `key` and its previous versions, newest first; NotFound if never seen."""
+def entry_readable(caller: Caller, entry: Entry | EntryVersion) -> bool:
+    """Whether the record's mode lets `caller` read it."""
+    return caller_may(caller, "r", owner=entry.owner, group=entry.group, mode=entry.mode)
+
+
+def entry_history(*, key: str, caller: Caller = SYSTEM) -> tuple[Entry, list[EntryVersion]]:
+    """The stored entry of `key` and the previous versions `caller` may read, newest first.
+
+    NotFound if the key was never stored here; Forbidden if its current mode denies reading.
+    """
     key_validate(key)
     entry = rows.entry_by_key(key)
     if entry is None:
         raise NotFound(f"No key {key!r} has ever been stored here.")
-    previous = list(EntryVersion.objects.filter(key=key).order_by("-hlc", "-pk"))
-    return entry, previous
+    if not entry_readable(caller, entry):
+        raise Forbidden(f"The mode of {key!r} does not grant you read.")
+    previous = EntryVersion.objects.filter(key=key).order_by("-hlc", "-pk")
+    return entry, [v for v in previous if entry_readable(caller, v)]
 
 
 def store_state() -> StoreState:

@@ -4,21 +4,25 @@ import uuid
 from functools import partial
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 
 from cluster.node import MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
 from . import rows
-from .acl import mode_parse
+from .acl import SYSTEM, Caller, caller_may
 from .hlc import hlc_from_ms, hlc_observe, hlc_tick, wall_ms
 from .keys import key_validate, prefix_successor
 from .merkle import ZERO, bucket_of, record_digest, xor_hex
 from .models import Entry, EntryVersion, StoreState
+from .policy import creation_policy, value_validate
 from .signals import entry_applied
 from .versions import Version, expiry_tombstone, version_newer
 
 CAS_ABSENT = "0"
+PERM_NAMES = {"c": "create", "d": "delete", "w": "write", "r": "read"}
 
 
 def client_writes_check() -> None:
@@ -122,29 +126,35 @@ def entry_put(
     *,
     key: str,
     value: str,
-    actor: str | None,
+    caller: Caller = SYSTEM,
     ttl: int | None = None,
     cas: str | None = None,
     now: int | None = None,
 ) -> tuple[Entry, bool]:
     """Store JSON text `value` as the newest version of `key`; return (entry, created).
 
-    Raise Conflict if `cas` does not match the live version (`"0"`: the key must be absent).
-    A replaced key keeps its owner, group and mode; a new key is owned by `actor`.
+    Replacing needs `w` on the live entry and keeps its owner, group and mode; creating needs the
+    governing ACL rule's `c`, and the new key is owned by the caller with the rule's group and
+    mode. Raise Conflict if `cas` does not match the live version (`"0"`: must be absent).
     """
     key_validate(key)
     client_writes_check()
+    value_validate(key=key, value=value)
     now = wall_ms() if now is None else now
     with transaction.atomic():
         state = rows.state_lock()
         current = rows.entry_by_key(key)
         live = current if current is not None and current.is_live(now) else None
-        _cas_check(cas, live)
-        state.hlc = hlc_tick(state.hlc, now)
         if live is not None:
+            _require(caller, "w", live)
             owner, group, mode = live.owner, live.group, live.mode
         else:
-            owner, group, mode = actor, None, mode_parse(settings.KVS_DEFAULT_MODE)
+            allowed, group, mode = creation_policy(caller, key)
+            if not allowed:
+                raise Forbidden(f"The ACL rule for {key!r} does not let you create keys there.")
+            owner = caller.username
+        _cas_check(cas, live)
+        state.hlc = hlc_tick(state.hlc, now)
         v = _local_version(
             key,
             state.hlc,
@@ -158,7 +168,14 @@ def entry_put(
     return entry, live is None
 
 
-def entry_delete(*, key: str, cas: str | None = None, now: int | None = None) -> Entry:
+def _require(caller: Caller, perm: str, entry: Entry) -> None:
+    if not caller_may(caller, perm, owner=entry.owner, group=entry.group, mode=entry.mode):
+        raise Forbidden(f"The mode of {entry.key!r} does not grant you {PERM_NAMES[perm]}.")
+
+
+def entry_delete(
+    *, key: str, caller: Caller = SYSTEM, cas: str | None = None, now: int | None = None
+) -> Entry:
     """Replace the live version of `key` with a tombstone; raise NotFound if there is none."""
     key_validate(key)
     client_writes_check()
@@ -173,6 +190,7 @@ def entry_delete(*, key: str, cas: str | None = None, now: int | None = None) ->
         live = current if current is not None and current.is_live(now) else None
         if live is None:
             raise NotFound(f"No key {key!r}.")
+        _require(caller, "d", live)
         _cas_check(cas, live)
         return _tombstone(live, state=state, now=now)
 
@@ -185,8 +203,11 @@ def _tombstone(live: Entry, *, state: StoreState, now: int) -> Entry:
     return entry_apply(v, state=state, current=live)
 
 
-def entry_delete_recurse(*, key: str, now: int | None = None) -> int:
-    """Tombstone `key` and every live key under `key/`; return how many were deleted."""
+def entry_delete_recurse(*, key: str, caller: Caller = SYSTEM, now: int | None = None) -> int:
+    """Tombstone `key` and every live key under `key/`; return how many were deleted.
+
+    All or nothing: if the caller may not delete one of them, nothing is deleted.
+    """
     key_validate(key)
     client_writes_check()
     now = wall_ms() if now is None else now
@@ -197,11 +218,12 @@ def entry_delete_recurse(*, key: str, now: int | None = None) -> int:
         live = Entry.objects.filter(deleted=False).exclude(expires_at__lte=now).filter(
             key__gte=below, key__lt=upper
         ) | Entry.objects.filter(key=key, deleted=False).exclude(expires_at__lte=now)
-        count = 0
-        for entry in live.order_by("key").iterator():
+        doomed = list(live.order_by("key"))
+        for entry in doomed:
+            _require(caller, "d", entry)
+        for entry in doomed:
             _tombstone(entry, state=state, now=now)
-            count += 1
-    return count
+    return len(doomed)
 
 
 def entry_meta_set(
@@ -211,9 +233,13 @@ def entry_meta_set(
     group: str | None = None,
     mode: int | None = None,
     fields: set[str],
+    caller: Caller = SYSTEM,
     now: int | None = None,
 ) -> Entry:
-    """Write a new version of `key` with the same value and the given owner/group/mode."""
+    """Write a new version of `key` with the same value and the given owner/group/mode.
+
+    Only the key's owner, an ACL administrator or a superuser may.
+    """
     key_validate(key)
     client_writes_check()
     now = wall_ms() if now is None else now
@@ -222,6 +248,10 @@ def entry_meta_set(
         current = rows.entry_by_key(key)
         if current is None or not current.is_live(now):
             raise NotFound(f"No key {key!r}.")
+        is_owner = caller.username is not None and caller.username == current.owner
+        if not (is_owner or caller.acl_admin or caller.bypass):
+            raise Forbidden("Only the key's owner or an admin:acl credential may change its meta.")
+        principals_check(owner=owner, group=group)
         state.hlc = hlc_tick(state.hlc, now)
         v = _local_version(
             key,
@@ -233,6 +263,14 @@ def entry_meta_set(
             mode=mode if "mode" in fields else current.mode,
         )
         return entry_apply(v, state=state, current=current)
+
+
+def principals_check(*, owner: str | None, group: str | None) -> None:
+    """Raise InvalidInput unless `owner` names a user and `group` a group (None passes)."""
+    if owner is not None and not get_user_model().objects.filter(username=owner).exists():
+        raise InvalidInput(f"No user {owner!r}.")
+    if group is not None and not Group.objects.filter(name=group).exists():
+        raise InvalidInput(f"No group {group!r}.")
 
 
 def entries_expire(*, now: int | None = None, batch: int = 500) -> int:

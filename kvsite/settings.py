@@ -53,6 +53,9 @@ KVS_BOOTSTRAP_TOKEN = env.str("KVS_BOOTSTRAP_TOKEN", default="")
 # How long (seconds) a process trusts a token it has verified before reading it again: revocations
 # made on another process or node take effect within this time. 0 checks the database every time.
 KVS_TOKEN_CACHE_SECONDS = env.float("KVS_TOKEN_CACHE_SECONDS", default=1.0)
+# How long (seconds) a process reuses ACL rules and schemas it has read; changes made on other
+# processes or nodes apply within this time. 0 reads them on every write.
+KVS_POLICY_CACHE_SECONDS = env.float("KVS_POLICY_CACHE_SECONDS", default=1.0)
 # Mode given to new keys when no ACL rule covers them (owner cdwr, group --wr, others ---r).
 KVS_DEFAULT_MODE = env.str("KVS_DEFAULT_MODE", default="cdwr--wr---r")
 

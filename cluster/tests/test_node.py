@@ -12,11 +12,11 @@ def test_a_syncing_node_refuses_client_writes_with_503():
     try:
         assert node_mode() == MODE_SYNCING
         with pytest.raises(Unavailable):
-            services.entry_put(key="k", value="1", actor=None)
+            services.entry_put(key="k", value="1")
     finally:
         node_syncing_set(False)
     assert node_mode() == MODE_NORMAL
-    services.entry_put(key="k", value="1", actor=None)
+    services.entry_put(key="k", value="1")
 
 
 def test_syncing_answers_503_over_the_api(api):

@@ -1,12 +1,10 @@
 """The key API: thin adapters from HTTP to kv.services and kv.selectors."""
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.exceptions import NotAuthenticated, PermissionDenied
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,7 +14,7 @@ from accounts.scopes import DELETE, READ, WRITE
 from kvsite.exceptions import InvalidInput
 
 from .. import selectors, services
-from ..acl import mode_parse
+from ..acl import ANONYMOUS, SYSTEM, Caller, mode_parse
 from ..keys import ttl_parse
 from .params import param_flag, param_int, param_str
 from .serializers import (
@@ -33,12 +31,27 @@ from .serializers import (
     version_out,
 )
 
+ADMIN_ACL = "admin:acl"
 KEY_PARAM = OpenApiParameter("key", OpenApiTypes.STR, OpenApiParameter.PATH)
 
 
-def _actor(request) -> str | None:
+def request_caller(request) -> Caller:
+    """The ACL's view of who is asking: user, groups, superuser, and the admin:acl scope."""
+    if not settings.KVS_AUTH_ENABLED:
+        return SYSTEM
     user = request.user
-    return user.username if user is not None and user.is_authenticated else None
+    if user is None or not user.is_authenticated:
+        return ANONYMOUS
+    groups = getattr(user, "_kvs_group_names", None)
+    if groups is None:  # cached on the user, which the token cache keeps for a moment
+        groups = frozenset(user.groups.values_list("name", flat=True))
+        user._kvs_group_names = groups
+    return Caller(
+        username=user.username,
+        groups=groups,
+        superuser=user.is_superuser,
+        acl_admin=credential_has_scope(request, ADMIN_ACL),
+    )
 
 
 class KeyApi(APIView):
@@ -53,14 +66,14 @@ class KeyApi(APIView):
     def get(self, request, key):
         key_scope_check(request, READ, key)
         raw = param_flag(request, "raw")
-        entry = selectors.entry_get(key=key)
+        entry = selectors.entry_get(key=key, caller=request_caller(request))
         if raw:
             return HttpResponse(entry.value, content_type="application/json")
         return Response(entry_out(entry))
 
     def head(self, request, key):
         key_scope_check(request, READ, key)
-        selectors.entry_get(key=key)
+        selectors.entry_get(key=key, caller=request_caller(request))
         return HttpResponse(status=200, content_type="application/json")
 
     @extend_schema(
@@ -79,7 +92,7 @@ class KeyApi(APIView):
         cas = param_str(request, "cas")
         value = value_canonical(request.body, limit=settings.KVS_MAX_VALUE_BYTES)
         entry, created = services.entry_put(
-            key=key, value=value, actor=_actor(request), ttl=ttl, cas=cas
+            key=key, value=value, caller=request_caller(request), ttl=ttl, cas=cas
         )
         return Response(put_out(entry), status=201 if created else 200)
 
@@ -97,8 +110,9 @@ class KeyApi(APIView):
         if param_flag(request, "recurse"):
             if cas is not None:
                 raise InvalidInput("cas cannot be combined with recurse.")
-            return Response({"deleted": services.entry_delete_recurse(key=key)})
-        services.entry_delete(key=key, cas=cas)
+            deleted = services.entry_delete_recurse(key=key, caller=request_caller(request))
+            return Response({"deleted": deleted})
+        services.entry_delete(key=key, caller=request_caller(request), cas=cas)
         return Response(status=204)
 
 
@@ -127,6 +141,7 @@ class KeyListApi(APIView):
             limit=param_int(request, "limit", default=selectors.DEFAULT_LIST_LIMIT),
             cursor=param_str(request, "cursor") or None,
             separator=separator,
+            caller=request_caller(request),
         )
         with_value = not param_flag(request, "keys")
         data = {
@@ -146,7 +161,7 @@ class HistoryApi(APIView):
     @extend_schema(parameters=[KEY_PARAM], responses=HistoryOutputSerializer)
     def get(self, request, key):
         key_scope_check(request, READ, key)
-        entry, previous = selectors.entry_history(key=key)
+        entry, previous = selectors.entry_history(key=key, caller=request_caller(request))
         return Response({"key": key, "versions": [version_out(v) for v in [entry, *previous]]})
 
 
@@ -158,34 +173,22 @@ class MetaApi(APIView):
     @extend_schema(parameters=[KEY_PARAM], responses=MetaOutputSerializer)
     def get(self, request, key):
         key_scope_check(request, READ, key)
-        return Response(meta_out(selectors.entry_get(key=key)))
+        return Response(meta_out(selectors.entry_get(key=key, caller=request_caller(request))))
 
     @extend_schema(
         parameters=[KEY_PARAM], request=MetaInputSerializer, responses=MetaOutputSerializer
     )
     def put(self, request, key):
         key_scope_check(request, WRITE, key)
-        entry = selectors.entry_get(key=key)
-        actor = _actor(request)
-        is_owner = actor is not None and actor == entry.owner
-        if settings.KVS_AUTH_ENABLED and not (
-            credential_has_scope(request, "admin:acl") or is_owner
-        ):
-            if actor is None:  # anonymous writers own nothing, not even owner-less keys
-                raise NotAuthenticated()
-            raise PermissionDenied("Only the key's owner or an admin:acl credential may do this.")
+        caller = request_caller(request)
+        if caller.username is None and not caller.bypass:
+            raise NotAuthenticated()  # anonymous callers own nothing, not even owner-less keys
         data = MetaInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        fields = set(data.validated_data)
-        if not fields:
-            raise InvalidInput("Give at least one of owner, group, mode.")
         values = dict(data.validated_data)
-        owner, group = values.get("owner"), values.get("group")
-        if owner is not None and not get_user_model().objects.filter(username=owner).exists():
-            raise InvalidInput(f"No user {owner!r}.")
-        if group is not None and not Group.objects.filter(name=group).exists():
-            raise InvalidInput(f"No group {group!r}.")
+        if not values:
+            raise InvalidInput("Give at least one of owner, group, mode.")
         if "mode" in values:
             values["mode"] = mode_parse(values["mode"])
-        entry = services.entry_meta_set(key=key, fields=fields, **values)
+        entry = services.entry_meta_set(key=key, fields=set(values), caller=caller, **values)
         return Response(meta_out(entry))

@@ -4,6 +4,7 @@ import uuid
 import pytest
 
 from kv import selectors, services
+from kv.acl import Caller
 from kv.hlc import hlc_from_ms
 from kv.merkle import ZERO
 from kv.models import Entry, EntryVersion, MerkleLeaf, StoreState
@@ -42,8 +43,9 @@ def assert_merkle_consistent() -> None:
 
 
 def test_put_creates_then_replaces_with_growing_revision_and_hlc():
-    first, created = services.entry_put(key="a", value="1", actor="alice", now=NOW)
-    second, created_again = services.entry_put(key="a", value="2", actor="bob", now=NOW)
+    alice = Caller(username="alice")
+    first, created = services.entry_put(key="a", value="1", caller=alice, now=NOW)
+    second, created_again = services.entry_put(key="a", value="2", caller=alice, now=NOW)
     assert created and not created_again
     assert second.revision == first.revision + 1
     assert second.hlc > first.hlc
@@ -82,14 +84,14 @@ def test_apply_in_any_order_ends_in_the_same_state():
 def test_applying_a_remote_version_moves_the_local_clock_past_it():
     ahead = remote(key="x", hlc_ms=NOW + 60_000)
     services.entry_apply(ahead)
-    local, _ = services.entry_put(key="y", value="1", actor=None, now=NOW)
+    local, _ = services.entry_put(key="y", value="1", now=NOW)
     assert local.hlc > ahead.hlc
 
 
 def test_history_keeps_the_configured_number_of_previous_versions(settings):
     settings.KVS_HISTORY_DEPTH = 3
     for i in range(6):
-        services.entry_put(key="h", value=str(i), actor=None, now=NOW + i)
+        services.entry_put(key="h", value=str(i), now=NOW + i)
     entry, previous = selectors.entry_history(key="h")
     assert entry.value == "5"
     assert [v.value for v in previous] == ["4", "3", "2"]
@@ -98,15 +100,15 @@ def test_history_keeps_the_configured_number_of_previous_versions(settings):
 def test_merkle_leaves_track_put_replace_delete_expire_and_purge(settings):
     settings.KVS_TOMBSTONE_TTL = 60
     for i in range(50):
-        services.entry_put(key=f"m/{i}", value=str(i), actor=None, now=NOW)
+        services.entry_put(key=f"m/{i}", value=str(i), now=NOW)
     assert_merkle_consistent()
     for i in range(0, 50, 3):
-        services.entry_put(key=f"m/{i}", value="-1", actor=None, now=NOW + 1)
+        services.entry_put(key=f"m/{i}", value="-1", now=NOW + 1)
     assert_merkle_consistent()
     for i in range(0, 50, 5):
         services.entry_delete(key=f"m/{i}", now=NOW + 2)
     assert_merkle_consistent()
-    services.entry_put(key="m/ttl", value="1", actor=None, ttl=1, now=NOW + 3)
+    services.entry_put(key="m/ttl", value="1", ttl=1, now=NOW + 3)
     assert services.entries_expire(now=NOW + 5_000) == 1
     assert_merkle_consistent()
     assert services.tombstones_purge(now=NOW + 61_000) == 11
@@ -115,7 +117,7 @@ def test_merkle_leaves_track_put_replace_delete_expire_and_purge(settings):
 
 
 def test_expiry_turns_a_key_into_the_deterministic_tombstone():
-    entry, _ = services.entry_put(key="t", value="1", actor=None, ttl=2, now=NOW)
+    entry, _ = services.entry_put(key="t", value="1", ttl=2, now=NOW)
     assert services.entries_expire(now=NOW + 1_999) == 0
     assert services.entries_expire(now=NOW + 2_000) == 1
     tombstone = Entry.objects.get(key="t")
@@ -136,7 +138,7 @@ def test_two_nodes_expiring_the_same_version_produce_the_same_record():
 
 
 def test_expired_keys_are_invisible_before_the_expiry_task_runs():
-    services.entry_put(key="gone", value="1", actor=None, ttl=1, now=NOW)
+    services.entry_put(key="gone", value="1", ttl=1, now=NOW)
     with pytest.raises(NotFound):
         selectors.entry_get(key="gone", now=NOW + 1_000)
     assert selectors.entry_get(key="gone", now=NOW + 999).value == "1"
@@ -144,9 +146,9 @@ def test_expired_keys_are_invisible_before_the_expiry_task_runs():
 
 def test_purge_forgets_only_old_tombstones(settings):
     settings.KVS_TOMBSTONE_TTL = 60
-    services.entry_put(key="old", value="1", actor=None, now=NOW)
+    services.entry_put(key="old", value="1", now=NOW)
     services.entry_delete(key="old", now=NOW)
-    services.entry_put(key="young", value="1", actor=None, now=NOW)
+    services.entry_put(key="young", value="1", now=NOW)
     services.entry_delete(key="young", now=NOW + 30_000)
     assert services.tombstones_purge(now=NOW + 61_000) == 1
     assert list(Entry.objects.values_list("key", flat=True)) == ["young"]
@@ -155,7 +157,7 @@ def test_purge_forgets_only_old_tombstones(settings):
 
 def test_recursive_delete_tombstones_the_key_and_its_subtree_only():
     for key in ["d", "d/a", "d/a/b", "dx", "e"]:
-        services.entry_put(key=key, value="1", actor=None, now=NOW)
+        services.entry_put(key=key, value="1", now=NOW)
     assert services.entry_delete_recurse(key="d", now=NOW + 1) == 3
     live = set(selectors.live_entries(now=NOW + 2).values_list("key", flat=True))
     assert live == {"dx", "e"}
@@ -170,7 +172,7 @@ def test_applied_changes_are_announced_after_commit(django_capture_on_commit_cal
     entry_applied.connect(receiver)
     try:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            services.entry_put(key="s", value="1", actor=None, now=NOW)
+            services.entry_put(key="s", value="1", now=NOW)
         assert seen == []  # nothing before commit
         for callback in callbacks:
             callback()
@@ -182,5 +184,5 @@ def test_applied_changes_are_announced_after_commit(django_capture_on_commit_cal
 def test_read_only_node_refuses_client_writes_but_applies_replication(settings):
     settings.KVS_READ_ONLY = True
     with pytest.raises(Forbidden):
-        services.entry_put(key="r", value="1", actor=None, now=NOW)
+        services.entry_put(key="r", value="1", now=NOW)
     assert services.entry_apply(remote(key="r")) is not None

@@ -146,7 +146,7 @@ def test_delete_needs_the_delete_scope(api, make_client):
     created(api, "d/1")
     created(api, "d/2")
     assert_error(make_client(scopes=["read", "write"]).delete(url("k")), 403)
-    deleter = make_client(scopes=["delete"])
+    deleter = make_client(scopes=["delete"], user=User.objects.get(username="root"))
     assert deleter.delete(url("k")).status_code == 204
     assert deleter.delete(url("d", recurse="1")).json() == {"deleted": 2}
     assert api.get(url("k")).status_code == 404
@@ -182,6 +182,11 @@ def test_anonymous_write_lets_anon_put_but_never_delete(api, anon, settings):
     settings.KVS_ALLOW_ANONYMOUS_WRITE = True
     created(api, "k", "v")
     assert put_json(anon, "new", 1).status_code == 201
+    assert_error(put_json(anon, "k", "w"), 403)  # others may not write under the default mode
+    assert (
+        api.put(url("k", base=META), data={"mode": "cdwr--wr--wr"}, format="json").status_code
+        == 200
+    )
     assert put_json(anon, "k", "w").status_code == 200
     assert_error(anon.delete(url("k")), 401)
     assert_error(anon.delete(url("new", recurse="1")), 401)
@@ -233,7 +238,8 @@ def test_prefix_token_can_touch_keys_under_its_prefix(make_client):
     assert team.head(url("team/x")).status_code == 200
     assert [i["key"] for i in team.get(list_url(prefix="team/")).json()["items"]] == ["team/x"]
     assert team.get(url("team/x", base=HISTORY)).status_code == 200
-    assert team.put(url("team/x", base=META), data={"mode": 0}, format="json").status_code == 200
+    meta = team.put(url("team/x", base=META), data={"mode": "cdwr--------"}, format="json")
+    assert meta.status_code == 200
     assert team.delete(url("team/x")).status_code == 204
     assert put_json(team, "team/d/1", 1).status_code == 201
     assert team.delete(url("team/d", recurse="1")).json() == {"deleted": 1}

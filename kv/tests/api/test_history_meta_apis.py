@@ -260,8 +260,8 @@ def test_meta_put_by_an_admin_acl_credential_that_does_not_own_the_key(make_clie
     alice = make_client(scopes=["read", "write"])
     created(alice, "m")
     admin = make_client(scopes=["write", "admin:acl"], user=User.objects.create(username="adm"))
-    assert meta_put(admin, "m", {"mode": 0}).status_code == 200
-    assert meta_get(alice, "m").json()["mode"] == 0
+    assert meta_put(admin, "m", {"mode": "cdwr--------"}).status_code == 200
+    assert meta_get(alice, "m").json()["mode"] == 0xF00
 
 
 def test_owner_who_gives_a_key_away_can_no_longer_change_its_meta(make_client):

@@ -7,6 +7,7 @@ import pytest
 
 from cluster.node import node_syncing_set
 from kv import services
+from kv.acl import Caller
 from kv.hlc import wall_ms
 from kv.models import Entry
 
@@ -40,6 +41,8 @@ JSON_VALUES = [
     pytest.param("héllo wörld ☃ 雪 😀", id="unicode"),
     pytest.param({"ключ": ["値", '\u0000\n\t"\\']}, id="unicode-and-escapes"),
 ]
+
+ROOT = Caller(username="root", superuser=True)
 
 
 # --- PUT ---------------------------------------------------------------------------------------
@@ -208,7 +211,13 @@ def test_get_expired_key_is_404_before_the_expiry_task_runs(api):
 
 
 def test_key_written_with_a_ttl_in_the_past_is_not_visible(api):
-    services.entry_put(key="old", value='"x"', actor="root", ttl=5, now=wall_ms() - 10_000)
+    services.entry_put(
+        key="old",
+        value='"x"',
+        caller=ROOT,
+        ttl=5,
+        now=wall_ms() - 10_000,
+    )
     assert_error(api.get(url("old")), 404)
     assert api.head(url("old")).status_code == 404
 
@@ -276,7 +285,7 @@ def test_put_with_a_new_ttl_replaces_the_expiry(api):
 
 def test_key_with_ttl_is_readable_until_it_expires(api):
     now = wall_ms()
-    services.entry_put(key="k", value="1", actor="root", ttl=60, now=now)
+    services.entry_put(key="k", value="1", caller=ROOT, ttl=60, now=now)
     assert api.get(url("k")).status_code == 200
     assert api.head(url("k")).status_code == 200
     Entry.objects.filter(key="k").update(expires_at=now - 1)

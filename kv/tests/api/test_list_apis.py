@@ -3,16 +3,19 @@
 import pytest
 
 from kv import services
+from kv.acl import Caller
 
 from .helpers import DEFAULT_MODE, created, expire, list_url, url
 
 pytestmark = pytest.mark.django_db
 
+ROOT = Caller(username="root", superuser=True)
+
 
 def seed(*keys: str, value: str = "1") -> None:
     """Store keys through the service (faster than HTTP when only the listing is under test)."""
     for key in keys:
-        services.entry_put(key=key, value=value, actor="root")
+        services.entry_put(key=key, value=value, caller=ROOT)
 
 
 def listing(client, **query) -> dict:

@@ -1,0 +1,143 @@
+"""Prefix policies: ACL rules (who may create keys, and how new keys start) and JSON Schemas.
+
+Both are small tables read on every write, so each process keeps them in memory and re-reads
+them at most every KVS_POLICY_CACHE_SECONDS; a change made in this process is seen at once.
+"""
+
+import time
+from functools import lru_cache
+
+import orjson
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.validators import validator_for
+
+from kvsite.exceptions import InvalidInput, NotFound
+
+from .acl import Caller, caller_may, mode_parse
+from .keys import prefix_validate
+from .models import AclRule, PrefixSchema
+
+_cache: dict[str, tuple[float, list]] = {}
+
+
+class SchemaViolation(InvalidInput):
+    code = "schema_violation"
+
+
+def _cached(model) -> list:
+    name = model.__name__
+    deadline, rows = _cache.get(name, (0.0, []))
+    now = time.monotonic()
+    if now >= deadline:
+        rows = list(model.objects.order_by("-prefix"))
+        _cache[name] = (now + settings.KVS_POLICY_CACHE_SECONDS, rows)
+    return rows
+
+
+def policy_cache_clear(*args, **kwargs) -> None:
+    _cache.clear()
+
+
+for _model in (AclRule, PrefixSchema):
+    post_save.connect(policy_cache_clear, sender=_model)
+    post_delete.connect(policy_cache_clear, sender=_model)
+
+
+# --- ACL rules -----------------------------------------------------------------------------------
+
+
+def rule_for(key: str) -> AclRule | None:
+    """The longest-prefix ACL rule covering `key`, if any."""
+    best = None
+    for rule in _cached(AclRule):
+        if key.startswith(rule.prefix) and (best is None or len(rule.prefix) > len(best.prefix)):
+            best = rule
+    return best
+
+
+def creation_policy(caller: Caller, key: str) -> tuple[bool, str | None, int]:
+    """Whether `caller` may create `key`, and the group and mode the new key gets.
+
+    The longest matching rule decides with its `c` bits (against the rule's owner and group);
+    with no rule any caller that got this far (scope `write`) may create, with KVS_DEFAULT_MODE.
+    """
+    rule = rule_for(key)
+    if rule is None:
+        return True, None, mode_parse(settings.KVS_DEFAULT_MODE)
+    allowed = caller_may(caller, "c", owner=rule.owner, group=rule.group, mode=rule.mode)
+    return allowed, rule.group, rule.mode
+
+
+def acl_rule_put(
+    *, prefix: str, owner: str | None, group: str | None, mode: int
+) -> tuple[AclRule, bool]:
+    """Create or replace the rule for `prefix`; return (rule, created)."""
+    prefix_validate(prefix)
+    if not prefix:
+        raise InvalidInput("A rule needs a non-empty prefix.")
+    rule, created = AclRule.objects.update_or_create(
+        prefix=prefix, defaults={"owner": owner, "group": group, "mode": mode}
+    )
+    return rule, created
+
+
+def acl_rule_delete(*, prefix: str) -> None:
+    deleted, _ = AclRule.objects.filter(prefix=prefix).delete()
+    if not deleted:
+        raise NotFound(f"No ACL rule for prefix {prefix!r}.")
+
+
+# --- Schemas -------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str):
+    schema = orjson.loads(schema_json)
+    return validator_for(schema, default=Draft202012Validator)(schema)
+
+
+def schemas_for(key: str) -> list[PrefixSchema]:
+    """Every schema whose prefix covers `key`, longest prefix first."""
+    return [s for s in _cached(PrefixSchema) if key.startswith(s.prefix)]
+
+
+def value_validate(*, key: str, value: str) -> None:
+    """Raise SchemaViolation naming the failing path if `value` breaks a schema covering `key`."""
+    schemas = schemas_for(key)
+    if not schemas:
+        return
+    document = orjson.loads(value)
+    for schema in schemas:
+        validator = _validator(orjson.dumps(schema.schema, option=orjson.OPT_SORT_KEYS).decode())
+        error = best_match(validator.iter_errors(document))
+        if error is not None:
+            path = error.json_path
+            raise SchemaViolation(
+                f"The value breaks the schema of prefix {schema.prefix!r} at {path}: "
+                f"{error.message}",
+                path=path,
+                schema_prefix=schema.prefix,
+            )
+
+
+def schema_put(*, prefix: str, schema) -> tuple[PrefixSchema, bool]:
+    """Create or replace the schema of `prefix`; raise InvalidInput if it is no valid schema."""
+    prefix_validate(prefix)
+    if not prefix:
+        raise InvalidInput("A schema needs a non-empty prefix.")
+    if not isinstance(schema, dict | bool):
+        raise InvalidInput("A JSON Schema is an object (or true/false).")
+    try:
+        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+    except SchemaError as exc:
+        raise InvalidInput(f"Invalid JSON Schema at {exc.json_path}: {exc.message}") from None
+    return PrefixSchema.objects.update_or_create(prefix=prefix, defaults={"schema": schema})
+
+
+def schema_delete(*, prefix: str) -> None:
+    deleted, _ = PrefixSchema.objects.filter(prefix=prefix).delete()
+    if not deleted:
+        raise NotFound(f"No schema for prefix {prefix!r}.")
