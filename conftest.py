@@ -50,9 +50,10 @@ def _fresh_token_cache():
     """Tests start with no verified tokens cached from an earlier test."""
     from accounts.authentication import token_cache_clear
     from cluster.node import node_cache_clear
+    from kv.policy import policy_cache_clear
 
-    token_cache_clear()
-    node_cache_clear()
+    for clear in (token_cache_clear, node_cache_clear, policy_cache_clear):
+        clear()
     yield
-    token_cache_clear()
-    node_cache_clear()
+    for clear in (token_cache_clear, node_cache_clear, policy_cache_clear):
+        clear()

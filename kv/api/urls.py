@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from django.urls.converters import PathConverter
 
-from . import views
+from . import policy_views, views
 
 
 class KeyConverter(PathConverter):
@@ -17,4 +17,8 @@ urlpatterns = [
     path("kv/<kvkey:key>", views.KeyApi.as_view(), name="kv-key"),
     path("history/<kvkey:key>", views.HistoryApi.as_view(), name="kv-history"),
     path("meta/<kvkey:key>", views.MetaApi.as_view(), name="kv-meta"),
+    path("acl/", policy_views.AclRuleListApi.as_view(), name="acl-list"),
+    path("acl/<kvkey:prefix>", policy_views.AclRuleApi.as_view(), name="acl-rule"),
+    path("schemas/", policy_views.SchemaListApi.as_view(), name="schema-list"),
+    path("schemas/<kvkey:prefix>", policy_views.SchemaApi.as_view(), name="schema"),
 ]
