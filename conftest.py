@@ -14,6 +14,12 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _local_cache(settings):
+    """Unit tests keep cache data (throttle counters, replay guards) in process memory."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
 @pytest.fixture
 def root_user(db) -> User:
     return User.objects.create_superuser(username="root", password="root-password-1")

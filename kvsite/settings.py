@@ -1,7 +1,10 @@
 """Django settings for a kvsite node. Every knob is read from the environment (or `.env`)."""
 
+import hashlib
+import hmac
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from .env import BASE_DIR, env
@@ -56,8 +59,38 @@ KVS_TOKEN_CACHE_SECONDS = env.float("KVS_TOKEN_CACHE_SECONDS", default=1.0)
 # How long (seconds) a process reuses ACL rules and schemas it has read; changes made on other
 # processes or nodes apply within this time. 0 reads them on every write.
 KVS_POLICY_CACHE_SECONDS = env.float("KVS_POLICY_CACHE_SECONDS", default=1.0)
+# Request rate limits, as "N/second", "N/minute", "N/hour" or "N/day"; empty means no limit.
+# Over the limit a request gets 429 with Retry-After. Counters live in the node's Redis, so each
+# node limits on its own. Anonymous clients are counted by address, others by user.
+KVS_THROTTLE_ANON = env.str("KVS_THROTTLE_ANON", default="50/second")
+KVS_THROTTLE_USER = env.str("KVS_THROTTLE_USER", default="")
 # Mode given to new keys when no ACL rule covers them (owner cdwr, group --wr, others ---r).
 KVS_DEFAULT_MODE = env.str("KVS_DEFAULT_MODE", default="cdwr--wr---r")
+
+# --- JWT login (accounts; djangorestframework-simplejwt) -----------------------------------------
+
+# Signs and verifies login JWTs (HS256); every node of a cluster must share it. Empty: derived from
+# KVS_CLUSTER_SECRET, so nodes accept each other's JWTs with no extra secret to distribute
+# (changing either key logs every JWT holder out).
+KVS_JWT_SIGNING_KEY = (
+    env.str("KVS_JWT_SIGNING_KEY", default="")
+    or hmac.new(KVS_CLUSTER_SECRET.encode(), b"kvsite-jwt", hashlib.sha256).hexdigest()
+)
+# Lifetime of an access JWT (seconds). Longer: fewer refreshes; shorter: a leaked access JWT is
+# useful for less time (a JWT cannot be revoked; deactivating its user or a new password can).
+KVS_JWT_ACCESS_SECONDS = env.int("KVS_JWT_ACCESS_SECONDS", default=900)
+# Lifetime of a refresh JWT (seconds): how long a login lasts without asking for the password.
+KVS_JWT_REFRESH_SECONDS = env.int("KVS_JWT_REFRESH_SECONDS", default=86400)
+SIMPLE_JWT = {
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": KVS_JWT_SIGNING_KEY,
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=KVS_JWT_ACCESS_SECONDS),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=KVS_JWT_REFRESH_SECONDS),
+    "USER_ID_FIELD": "username",  # node-independent, unlike the database id
+    "USER_ID_CLAIM": "sub",
+}
+
+# --- End of JWT login ----------------------------------------------------------------------------
 
 # --- Data model ----------------------------------------------------------------------------------
 
@@ -73,6 +106,33 @@ KVS_EXPIRY_INTERVAL = env.float("KVS_EXPIRY_INTERVAL", default=1.0)
 KVS_PURGE_INTERVAL = env.float("KVS_PURGE_INTERVAL", default=600.0)
 # Number of Merkle leaves (key-hash buckets); every node of a cluster must use the same value.
 KVS_MERKLE_BUCKETS = 4096
+
+# --- Cluster -------------------------------------------------------------------------------------
+
+# Seconds between gossip rounds. Shorter: faster failure detection and convergence, but more
+# requests and one more database write per round on every node.
+KVS_GOSSIP_INTERVAL = env.float("KVS_GOSSIP_INTERVAL", default=1.0)
+# Peers a round exchanges member tables with. More: news spreads in fewer rounds, more traffic.
+KVS_GOSSIP_FANOUT = env.int("KVS_GOSSIP_FANOUT", default=2)
+# Chance per round of also contacting one dead member, so a node that comes back learns it was
+# declared dead and refutes it. Higher: faster recovery, more requests to hosts that are gone.
+KVS_GOSSIP_PROBE_DEAD = env.float("KVS_GOSSIP_PROBE_DEAD", default=0.25)
+# Seconds a node-to-node request may take. Shorter: a hung peer delays a round less, but a busy
+# peer is more often treated as silent. Keep it at or below the gossip interval.
+KVS_GOSSIP_TIMEOUT = env.float("KVS_GOSSIP_TIMEOUT", default=1.0)
+# Seconds without news of a member (directly or a fresher heartbeat through gossip) before it is
+# suspect, and before it is dead. With a 1 s interval a killed node is suspect after ~3 s and dead
+# after ~5-6 s. Shorter: faster detection, but a paused or overloaded node is accused more often
+# (it refutes at once, but the accusation is gossiped). Must exceed a few intervals: news of a
+# member takes O(log n) rounds to reach everyone.
+KVS_SUSPECT_AFTER = env.float("KVS_SUSPECT_AFTER", default=2.5)
+KVS_DEAD_AFTER = env.float("KVS_DEAD_AFTER", default=5.0)
+# Seconds a signed node-to-node request stays valid (and its signature is remembered to refuse
+# replays). Longer: tolerates more clock skew between nodes, but a captured request can be
+# replayed against another node for longer.
+KVS_SIGNATURE_WINDOW = env.float("KVS_SIGNATURE_WINDOW", default=30.0)
+
+# --- End of Cluster ------------------------------------------------------------------------------
 
 # --- Django --------------------------------------------------------------------------------------
 
@@ -187,6 +247,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kvsite.negotiation.FastContentNegotiation",
     "EXCEPTION_HANDLER": "kvsite.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "kvsite.throttling.AnonThrottle",
+        "kvsite.throttling.UserThrottle",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -211,6 +275,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "entries-expire": {"task": "kv.tasks.entries_expire", "schedule": KVS_EXPIRY_INTERVAL},
     "tombstones-purge": {"task": "kv.tasks.tombstones_purge", "schedule": KVS_PURGE_INTERVAL},
+    # A round that could not start within one interval is superseded by the next: let it expire.
+    "gossip-round": {
+        "task": "cluster.tasks.gossip_round",
+        "schedule": KVS_GOSSIP_INTERVAL,
+        "options": {"expires": KVS_GOSSIP_INTERVAL},
+    },
 }
 # Periodic tasks that are late are worthless: drop them rather than run a backlog.
 CELERY_TASK_DEFAULT_EXPIRES = 30

@@ -23,6 +23,7 @@ class HealthApi(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = []
 
     @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="health")
     def get(self, request):

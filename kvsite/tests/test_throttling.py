@@ -1,0 +1,33 @@
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_clients_over_the_rate_get_429_with_retry_after(anon, settings):
+    settings.KVS_THROTTLE_ANON = "3/minute"
+    settings.KVS_ALLOW_ANONYMOUS_READ = True
+    answers = [anon.get("/api/v1/kv/?prefix=a").status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]
+    limited = anon.get("/api/v1/kv/?prefix=a")
+    assert limited.status_code == 429
+    assert 0 < int(limited["Retry-After"]) <= 60
+    assert limited.json()["code"] == "throttled"
+
+
+def test_users_are_limited_per_user_when_a_rate_is_set(make_client, settings):
+    settings.KVS_THROTTLE_USER = "2/minute"
+    first, second = make_client(), make_client()  # two tokens of the same user
+    assert first.get("/api/v1/kv/").status_code == 200
+    assert second.get("/api/v1/kv/").status_code == 200
+    assert first.get("/api/v1/kv/").status_code == 429
+
+
+def test_no_user_limit_by_default(make_client, settings):
+    settings.KVS_THROTTLE_USER = ""
+    client = make_client()
+    assert {client.get("/api/v1/kv/").status_code for _ in range(60)} == {200}
+
+
+def test_health_is_never_throttled(anon, settings):
+    settings.KVS_THROTTLE_ANON = "1/minute"
+    assert {anon.get("/health").status_code for _ in range(5)} == {200}
