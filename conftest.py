@@ -17,7 +17,10 @@ def _fast_password_hashing(settings):
 @pytest.fixture(autouse=True)
 def _local_cache(settings):
     """Unit tests keep cache data (throttle counters, replay guards) in process memory."""
+    from django.core.cache import cache
+
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    cache.clear()  # locmem data is shared by every instance in the process
 
 
 @pytest.fixture
