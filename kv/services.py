@@ -15,6 +15,7 @@ from . import rows
 from .acl import SYSTEM, Caller, caller_may
 from .hlc import hlc_from_ms, hlc_observe, hlc_tick, wall_ms
 from .keys import key_validate, prefix_successor
+from .locking import store_write_lock
 from .merkle import ZERO, bucket_of, record_digest, xor_hex
 from .models import Entry, EntryVersion, StoreState
 from .policy import creation_policy, value_validate
@@ -43,7 +44,7 @@ def entry_apply(
     entry they already hold locked. Applying a version that is not newer changes nothing, so
     replicas may apply the same versions any number of times, in any order.
     """
-    with transaction.atomic():
+    with store_write_lock(), transaction.atomic():
         if state is None:
             state = rows.state_lock()
             current = rows.entry_by_key(v.key)
@@ -141,7 +142,7 @@ def entry_put(
     client_writes_check()
     value_validate(key=key, value=value)
     now = wall_ms() if now is None else now
-    with transaction.atomic():
+    with store_write_lock(), transaction.atomic():
         state = rows.state_lock()
         current = rows.entry_by_key(key)
         live = current if current is not None and current.is_live(now) else None
@@ -184,7 +185,7 @@ def entry_delete(
     if cas is not None:
         _cas_parse(cas)  # a malformed cas is a 400 even when the key is absent
     now = wall_ms() if now is None else now
-    with transaction.atomic():
+    with store_write_lock(), transaction.atomic():
         state = rows.state_lock()
         current = rows.entry_by_key(key)
         live = current if current is not None and current.is_live(now) else None
@@ -213,7 +214,7 @@ def entry_delete_recurse(*, key: str, caller: Caller = SYSTEM, now: int | None =
     now = wall_ms() if now is None else now
     below = f"{key}/"
     upper = prefix_successor(below)
-    with transaction.atomic():
+    with store_write_lock(), transaction.atomic():
         state = rows.state_lock()
         live = Entry.objects.filter(deleted=False).exclude(expires_at__lte=now).filter(
             key__gte=below, key__lt=upper
@@ -243,7 +244,7 @@ def entry_meta_set(
     key_validate(key)
     client_writes_check()
     now = wall_ms() if now is None else now
-    with transaction.atomic():
+    with store_write_lock(), transaction.atomic():
         state = rows.state_lock()
         current = rows.entry_by_key(key)
         if current is None or not current.is_live(now):
@@ -283,7 +284,7 @@ def entries_expire(*, now: int | None = None, batch: int = 500) -> int:
     )
     expired = 0
     for pk in due:
-        with transaction.atomic():
+        with store_write_lock(), transaction.atomic():
             state = rows.state_lock()
             entry = Entry.objects.filter(pk=pk, deleted=False, expires_at__lte=now).first()
             if entry is None:
@@ -304,7 +305,7 @@ def tombstones_purge(*, now: int | None = None, batch: int = 1000) -> int:
     )
     purged = 0
     for pk in old:
-        with transaction.atomic():
+        with store_write_lock(), transaction.atomic():
             state = rows.state_lock()
             entry = Entry.objects.filter(pk=pk, deleted=True, hlc__lt=cutoff).first()
             if entry is None:

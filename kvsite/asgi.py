@@ -1,19 +1,35 @@
-"""ASGI entry point: HTTP to Django, websockets to Channels consumers."""
+"""ASGI entry point: HTTP to Django, websockets to Channels consumers.
+
+HTTP requests run through Django's WSGI handler on a fixed pool of threads (a2wsgi) rather than
+Django's ASGI handler: the latter starts a new thread for every request, so every request also
+opens a new database connection, which on this project's hot path costs more than the request
+itself. Threads that live long keep their connections (CONN_MAX_AGE). Set KVS_HTTP_THREADS=0 to
+use Django's own ASGI handler instead.
+"""
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvsite.settings")
-django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_asgi_app = get_asgi_application()  # sets Django up; also the fallback HTTP handler
+
+from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 websocket_urlpatterns: list = []
 
+if settings.KVS_HTTP_THREADS > 0:
+    http_app = WSGIMiddleware(get_wsgi_application(), workers=settings.KVS_HTTP_THREADS)
+else:
+    http_app = django_asgi_app
+
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_app,
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -199,7 +199,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# Keep database connections across requests (the HTTP threads are long-lived; see kvsite/asgi.py).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("KVS_CONN_MAX_AGE", default=300)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Threads per web worker process that run HTTP requests (0: Django's own ASGI handler, which
+# starts a thread and a database connection per request). More threads overlap database waits;
+# Python code itself runs one thread at a time per process.
+KVS_HTTP_THREADS = env.int("KVS_HTTP_THREADS", default=8)
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
