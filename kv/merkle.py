@@ -31,3 +31,41 @@ def xor_hex(*digests: str) -> str:
     for digest in digests:
         acc ^= int(digest, 16)
     return f"{acc:0{DIGEST_HEX}x}"
+
+
+# --- The tree over the leaves --------------------------------------------------------------------
+# Interior nodes have FANOUT children; node `index` at `level` covers a contiguous range of
+# buckets, and its hash is the XOR of those leaves (level 0 is the root, the last level the leaves).
+
+FANOUT = 16
+
+
+def tree_depth() -> int:
+    """The level of the leaves (4096 buckets, fanout 16: 3); the bucket count is a power of 16."""
+    depth, span = 0, 1
+    while span < settings.KVS_MERKLE_BUCKETS:
+        span *= FANOUT
+        depth += 1
+    assert span == settings.KVS_MERKLE_BUCKETS, "KVS_MERKLE_BUCKETS must be a power of 16"
+    return depth
+
+
+def node_buckets(level: int, index: int) -> range:
+    """The buckets under node `index` at `level`."""
+    span = FANOUT ** (tree_depth() - level)
+    return range(index * span, (index + 1) * span)
+
+
+def node_children(index: int) -> range:
+    """The indices, one level down, of the children of node `index`."""
+    return range(index * FANOUT, (index + 1) * FANOUT)
+
+
+def node_hash(leaves: dict[int, str], level: int, index: int) -> str:
+    """The hash of a tree node: the XOR of the leaves below it (`leaves` maps bucket → hash)."""
+    acc = 0
+    for bucket in node_buckets(level, index):
+        digest = leaves.get(bucket)
+        if digest is not None:
+            acc ^= int(digest, 16)
+    return f"{acc:0{DIGEST_HEX}x}"

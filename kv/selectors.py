@@ -14,6 +14,7 @@ from .hlc import wall_ms
 from .keys import key_validate, prefix_successor, prefix_validate
 from .merkle import DIGEST_HEX, ZERO
 from .models import Entry, EntryVersion, MerkleLeaf, StoreState
+from .versions import Version
 
 MAX_LIST_LIMIT = 1000
 DEFAULT_LIST_LIMIT = 100
@@ -174,3 +175,23 @@ def merkle_recompute() -> tuple[dict[int, str], str]:
 def merkle_leaves() -> dict[int, str]:
     """The maintained non-zero leaf hashes."""
     return dict(MerkleLeaf.objects.exclude(hash=ZERO).values_list("bucket", "hash"))
+
+
+def changes_since(*, revision: int, limit: int) -> tuple[list[Entry], int]:
+    """Up to `limit` entries whose last change came after `revision`, in revision order, and the
+    highest revision among them (`revision` itself when there are none)."""
+    changed = list(Entry.objects.filter(revision__gt=revision).order_by("revision")[:limit])
+    return changed, changed[-1].revision if changed else revision
+
+
+def bucket_digests(*, buckets: list[int]) -> list[tuple[str, str, int, int]]:
+    """`(key, version, hlc, origin_joined_at)` of every record in `buckets` (tombstones too)."""
+    rows = Entry.objects.filter(bucket__in=buckets).values_list(
+        "key", "version", "hlc", "origin_joined_at"
+    )
+    return [(key, str(version), hlc, joined) for key, version, hlc, joined in rows]
+
+
+def versions_of(*, keys: list[str]) -> list[Version]:
+    """The stored versions (tombstones too) of `keys` that this node has."""
+    return [Version.of(entry) for entry in Entry.objects.filter(key__in=keys)]

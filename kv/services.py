@@ -328,3 +328,23 @@ __all__ = [
     "entries_expire",
     "tombstones_purge",
 ]
+
+
+def versions_apply(versions: list[Version], *, now: int | None = None, chunk: int = 100) -> int:
+    """Apply versions that came from another node; return how many were newer than ours.
+
+    A tombstone older than KVS_TOMBSTONE_TTL for a key this node does not hold is dropped: this
+    node has purged it (or never needed it), and storing it again would only make it linger.
+    """
+    now = wall_ms() if now is None else now
+    cutoff = hlc_from_ms(now - settings.KVS_TOMBSTONE_TTL * 1000)
+    applied = 0
+    for start in range(0, len(versions), chunk):
+        with store_write_lock(), transaction.atomic():
+            for v in versions[start : start + chunk]:
+                key_validate(v.key, allow_reserved=True)
+                if v.deleted and v.hlc < cutoff and rows.entry_by_key(v.key) is None:
+                    continue
+                if entry_apply(v) is not None:
+                    applied += 1
+    return applied

@@ -186,3 +186,12 @@ def test_read_only_node_refuses_client_writes_but_applies_replication(settings):
     with pytest.raises(Forbidden):
         services.entry_put(key="r", value="1", now=NOW)
     assert services.entry_apply(remote(key="r")) is not None
+
+
+def test_versions_apply_counts_only_newer_versions_and_drops_stale_tombstones(settings):
+    settings.KVS_TOMBSTONE_TTL = 60
+    fresh = remote(key="a", hlc_ms=NOW)
+    stale_tombstone = remote(key="b", hlc_ms=NOW - 120_000, value=None, deleted=True)
+    assert services.versions_apply([fresh, stale_tombstone], now=NOW) == 1
+    assert services.versions_apply([fresh], now=NOW) == 0
+    assert not Entry.objects.filter(key="b").exists()
