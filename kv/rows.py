@@ -90,7 +90,10 @@ def state_lock() -> StoreState:
         sql += " FOR UPDATE"
     with connection.cursor() as cursor:
         cursor.execute(sql)
-        hlc, revision, root = cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:  # a flushed database (the migration seeds this row)
+        return StoreState.objects.create(pk=1)
+    hlc, revision, root = row
     return StoreState(pk=1, hlc=hlc, revision=revision, merkle_root=root)
 
 
@@ -105,7 +108,10 @@ def state_save(state: StoreState) -> None:
 def leaf_hash(bucket: int) -> str:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT hash FROM {_LEAF} WHERE bucket = %s", [bucket])
-        return cursor.fetchone()[0]
+        row = cursor.fetchone()
+    if row is None:  # a flushed database (the migration seeds every leaf)
+        return MerkleLeaf.objects.create(bucket=bucket).hash
+    return row[0]
 
 
 def leaf_save(bucket: int, new_hash: str, count_delta: int) -> None:

@@ -17,13 +17,19 @@ from .models import Entry, EntryVersion, MerkleLeaf, StoreState
 from .versions import Version
 
 MAX_LIST_LIMIT = 1000
+RESERVED_FIRST, RESERVED_AFTER = "_", "`"  # keys starting with "_" sort in between
 DEFAULT_LIST_LIMIT = 100
 
 
 def live_entries(*, now: int | None = None) -> QuerySet[Entry]:
-    """Entries that readers can see: no tombstones, nothing past its expiry."""
+    """Entries that readers can see: no tombstones, nothing past its expiry, no reserved keys
+    (the `_…` keys hold the cluster's own records)."""
     now = wall_ms() if now is None else now
-    return Entry.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now), deleted=False)
+    return Entry.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+        Q(key__lt=RESERVED_FIRST) | Q(key__gte=RESERVED_AFTER),
+        deleted=False,
+    )
 
 
 def entry_get(*, key: str, caller: Caller = SYSTEM, now: int | None = None) -> Entry:

@@ -78,7 +78,12 @@ def _store(v: Version, *, state: StoreState, current: Entry | None) -> Entry:
     rows.state_save(state)
     transaction.on_commit(
         partial(
-            entry_applied.send, sender=Entry, key=v.key, revision=state.revision, deleted=v.deleted
+            entry_applied.send,
+            sender=Entry,
+            key=v.key,
+            revision=state.revision,
+            deleted=v.deleted,
+            origin=v.origin,
         )
     )
     return entry
@@ -348,3 +353,43 @@ def versions_apply(versions: list[Version], *, now: int | None = None, chunk: in
                 if entry_apply(v) is not None:
                     applied += 1
     return applied
+
+
+SYSTEM_PREFIX = "_sys/"
+
+
+def system_record_put(*, key: str, value: str | None, now: int | None = None) -> Entry | None:
+    """Write this node's copy of a cluster-wide system record under the reserved `_sys/` prefix
+    (value None: a tombstone). No ACL or schema applies; it replicates like any entry."""
+    if not key.startswith(SYSTEM_PREFIX):
+        raise InvalidInput(f"System records live under {SYSTEM_PREFIX!r}.")
+    key_validate(key, allow_reserved=True)
+    now = wall_ms() if now is None else now
+    with store_write_lock(), transaction.atomic():
+        state = rows.state_lock()
+        current = rows.entry_by_key(key)
+        if value is None and (current is None or current.deleted):
+            return None
+        if current is not None and not current.deleted and current.value == value:
+            return current  # unchanged: no new version
+        state.hlc = hlc_tick(state.hlc, now)
+        v = _local_version(key, state.hlc, value=value, deleted=value is None, mode=0)
+        return entry_apply(v, state=state, current=current)
+
+
+def entry_delete_many(*, keys: list[str], caller: Caller = SYSTEM, now: int | None = None) -> int:
+    """Tombstone every live key of `keys`; return how many were deleted.
+
+    All or nothing: if the caller may not delete one of them, nothing is deleted. Keys that are
+    already absent, deleted or expired are skipped.
+    """
+    now = wall_ms() if now is None else now
+    deleted = 0
+    with transaction.atomic():
+        for key in dict.fromkeys(keys):
+            try:
+                entry_delete(key=key, caller=caller, now=now)
+            except NotFound:
+                continue
+            deleted += 1
+    return deleted

@@ -2,5 +2,5 @@
 
 from django.dispatch import Signal
 
-# kwargs: key (str), revision (int), deleted (bool)
+# kwargs: key (str), revision (int), deleted (bool), origin (node id of the version's writer)
 entry_applied = Signal()

@@ -150,8 +150,15 @@ def test_reads_and_refused_writes_do_not_move_the_revision(api):
 # --- merkle_root ---------------------------------------------------------------------------------
 
 
-def test_merkle_root_of_an_empty_store_is_zero(api):
-    assert status(api)["merkle_root"] == ZERO_ROOT
+def test_merkle_root_of_an_empty_store_is_zero(anon, settings):
+    settings.KVS_AUTH_ENABLED = False  # no users, no tokens: not even system records
+    assert status(anon)["merkle_root"] == ZERO_ROOT
+
+
+def test_merkle_root_covers_the_system_records(api):
+    # the root user and its token are cluster records, kept as reserved entries
+    assert status(api)["merkle_root"] != ZERO_ROOT
+    assert status(api)["keys"] == 0
 
 
 def test_merkle_root_changes_on_every_write(api):

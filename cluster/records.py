@@ -1,0 +1,271 @@
+"""Security records travel between nodes as reserved entries.
+
+Users, groups, API tokens (hashes only), ACL rules and schemas are mirrored into entries under
+`_sys/<kind>/<name>` whenever they change on this node, so push replication and Merkle
+anti-entropy carry them like any key, last writer wins per record. When such an entry arrives
+from another node it is materialized back into its table. Records that depend on others (a token
+on its user, a membership on its group) are materialized again when what they need arrives.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote, unquote
+
+import orjson
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import ApiToken, User
+from kv.keys import prefix_successor
+from kv.models import AclRule, Entry, PrefixSchema
+from kv.services import SYSTEM_PREFIX, system_record_put
+from kv.signals import entry_applied
+
+USERS, GROUPS, TOKENS, ACL, SCHEMAS = "users", "groups", "tokens", "acl", "schemas"
+_USER_FIELDS = (
+    "email", "password", "first_name", "last_name", "is_superuser", "is_staff", "is_active"
+)  # fmt: skip
+_local = threading.local()
+
+
+def record_key(kind: str, name: str) -> str:
+    """The entry key of a record; names are percent-encoded (ACL prefixes may end in '/')."""
+    return f"{SYSTEM_PREFIX}{kind}/{quote(name, safe='')}"
+
+
+def _parse_key(key: str) -> tuple[str, str]:
+    kind, _, name = key[len(SYSTEM_PREFIX) :].partition("/")
+    return kind, unquote(name)
+
+
+@contextmanager
+def _materializing() -> Iterator[None]:
+    """While set, model changes come from another node and are not mirrored back."""
+    _local.active = True
+    try:
+        yield
+    finally:
+        _local.active = False
+
+
+def _mirroring() -> bool:
+    return not getattr(_local, "active", False)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# --- Model → record ------------------------------------------------------------------------------
+
+
+def user_record(user: User) -> dict:
+    record = {field: getattr(user, field) for field in _USER_FIELDS}
+    record["username"] = user.username
+    record["date_joined"] = _iso(user.date_joined)
+    record["groups"] = sorted(user.groups.values_list("name", flat=True))
+    return record
+
+
+def token_record(token: ApiToken) -> dict:
+    return {
+        "id": token.id,
+        "user": token.user.username,
+        "name": token.name,
+        "secret_hash": token.secret_hash,
+        "scopes": token.scopes,
+        "prefix": token.prefix,
+        "created_at": _iso(token.created_at),
+        "expires_at": _iso(token.expires_at),
+        "revoked_at": _iso(token.revoked_at),
+    }
+
+
+def _publish(kind: str, name: str, record: dict | None) -> None:
+    value = None if record is None else orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+    system_record_put(key=record_key(kind, name), value=value)
+
+
+def _on_user_saved(sender, instance: User, **kwargs) -> None:
+    if _mirroring():
+        _publish(USERS, instance.username, user_record(instance))
+
+
+def _on_user_deleted(sender, instance: User, **kwargs) -> None:
+    if _mirroring():
+        _publish(USERS, instance.username, None)
+
+
+def _on_membership_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
+    if not _mirroring() or not action.startswith("post_"):
+        return
+    users = User.objects.filter(pk__in=pk_set or []) if reverse else [instance]
+    if reverse and action == "post_clear":
+        return  # Django gives no pk_set here; group deletion tombstones the group instead
+    for user in users:
+        _publish(USERS, user.username, user_record(user))
+
+
+def _on_group_saved(sender, instance: Group, **kwargs) -> None:
+    if _mirroring():
+        _publish(GROUPS, instance.name, {"name": instance.name})
+
+
+def _on_group_deleted(sender, instance: Group, **kwargs) -> None:
+    if _mirroring():
+        _publish(GROUPS, instance.name, None)
+
+
+def _on_token_saved(sender, instance: ApiToken, **kwargs) -> None:
+    if _mirroring():
+        _publish(TOKENS, instance.id, token_record(instance))
+
+
+def _on_token_deleted(sender, instance: ApiToken, **kwargs) -> None:
+    if _mirroring():
+        _publish(TOKENS, instance.id, None)
+
+
+def _on_rule_saved(sender, instance: AclRule, **kwargs) -> None:
+    if _mirroring():
+        record = {"prefix": instance.prefix, "owner": instance.owner}
+        record.update(group=instance.group, mode=instance.mode)
+        _publish(ACL, instance.prefix, record)
+
+
+def _on_rule_deleted(sender, instance: AclRule, **kwargs) -> None:
+    if _mirroring():
+        _publish(ACL, instance.prefix, None)
+
+
+def _on_schema_saved(sender, instance: PrefixSchema, **kwargs) -> None:
+    if _mirroring():
+        _publish(SCHEMAS, instance.prefix, {"prefix": instance.prefix, "schema": instance.schema})
+
+
+def _on_schema_deleted(sender, instance: PrefixSchema, **kwargs) -> None:
+    if _mirroring():
+        _publish(SCHEMAS, instance.prefix, None)
+
+
+def connect_mirrors() -> None:
+    """Mirror every change of a security record into its `_sys/` entry (called once at startup)."""
+    for model, saved, deleted in (
+        (User, _on_user_saved, _on_user_deleted),
+        (Group, _on_group_saved, _on_group_deleted),
+        (ApiToken, _on_token_saved, _on_token_deleted),
+        (AclRule, _on_rule_saved, _on_rule_deleted),
+        (PrefixSchema, _on_schema_saved, _on_schema_deleted),
+    ):
+        post_save.connect(saved, sender=model, dispatch_uid=f"kvs-mirror-save-{model.__name__}")
+        post_delete.connect(deleted, sender=model, dispatch_uid=f"kvs-mirror-del-{model.__name__}")
+    m2m_changed.connect(
+        _on_membership_changed, sender=User.groups.through, dispatch_uid="kvs-mirror-groups"
+    )
+    entry_applied.connect(_on_entry_applied, dispatch_uid="kvs-materialize")
+
+
+# --- Record → model ------------------------------------------------------------------------------
+
+
+def _on_entry_applied(sender, key: str, origin: str, **kwargs) -> None:
+    from .node import local_node
+
+    if key.startswith(SYSTEM_PREFIX) and origin != local_node().node_id:
+        record_materialize(key)
+
+
+def record_materialize(key: str) -> None:
+    """Bring the table row of the system record `key` in line with its stored entry."""
+    kind, name = _parse_key(key)
+    entry = Entry.objects.filter(key=key).first()
+    if entry is None:
+        return
+    record = None if entry.deleted or entry.value is None else orjson.loads(entry.value)
+    with _materializing(), transaction.atomic():
+        _MATERIALIZERS[kind](name, record)
+    if kind in (USERS, GROUPS) and record is not None:
+        _materialize_dependents(name)
+
+
+def _materialize_dependents(name: str) -> None:
+    """Records waiting for the user or group `name`: tokens of a user, users in a group."""
+    needle = orjson.dumps(name).decode()
+    for kind in (TOKENS, USERS):
+        prefix = record_key(kind, "")
+        waiting = Entry.objects.filter(
+            key__gte=prefix, key__lt=prefix_successor(prefix), deleted=False, value__contains=needle
+        ).values_list("key", flat=True)
+        for key in waiting:
+            kind_, record_name = _parse_key(key)
+            record = orjson.loads(Entry.objects.get(key=key).value)
+            with _materializing(), transaction.atomic():
+                _MATERIALIZERS[kind_](record_name, record)
+
+
+def _user_materialize(username: str, record: dict | None) -> None:
+    if record is None:
+        User.objects.filter(username=username).delete()
+        return
+    fields = {field: record[field] for field in _USER_FIELDS}
+    fields["date_joined"] = parse_datetime(record["date_joined"])
+    user, _ = User.objects.update_or_create(username=username, defaults=fields)
+    user.groups.set(Group.objects.filter(name__in=record["groups"]))
+
+
+def _group_materialize(name: str, record: dict | None) -> None:
+    if record is None:
+        Group.objects.filter(name=name).delete()
+    else:
+        Group.objects.get_or_create(name=name)
+
+
+def _token_materialize(token_id: str, record: dict | None) -> None:
+    if record is None:
+        ApiToken.objects.filter(id=token_id).delete()
+        return
+    user = User.objects.filter(username=record["user"]).first()
+    if user is None:
+        return  # materialized again when the user's record arrives
+    ApiToken.objects.update_or_create(
+        id=token_id,
+        defaults={
+            "user": user,
+            "name": record["name"],
+            "secret_hash": record["secret_hash"],
+            "scopes": record["scopes"],
+            "prefix": record["prefix"],
+            "created_at": parse_datetime(record["created_at"]),
+            "expires_at": record["expires_at"] and parse_datetime(record["expires_at"]),
+            "revoked_at": record["revoked_at"] and parse_datetime(record["revoked_at"]),
+        },
+    )
+
+
+def _rule_materialize(prefix: str, record: dict | None) -> None:
+    if record is None:
+        AclRule.objects.filter(prefix=prefix).delete()
+    else:
+        fields = {"owner": record["owner"], "group": record["group"], "mode": record["mode"]}
+        AclRule.objects.update_or_create(prefix=prefix, defaults=fields)
+
+
+def _schema_materialize(prefix: str, record: dict | None) -> None:
+    if record is None:
+        PrefixSchema.objects.filter(prefix=prefix).delete()
+    else:
+        PrefixSchema.objects.update_or_create(prefix=prefix, defaults={"schema": record["schema"]})
+
+
+_MATERIALIZERS = {
+    USERS: _user_materialize,
+    GROUPS: _group_materialize,
+    TOKENS: _token_materialize,
+    ACL: _rule_materialize,
+    SCHEMAS: _schema_materialize,
+}
