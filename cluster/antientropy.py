@@ -1,0 +1,136 @@
+"""Merkle anti-entropy: find the keys two nodes disagree on by walking only differing branches,
+then pull what the peer has newer and push what this node has newer.
+
+Walk: ask the peer for the root; if it differs, for the children of each differing node, level
+by level down to the leaves (key-hash buckets). For the differing buckets, send this node's
+`(key, version, hlc, origin_joined_at)` list; the peer answers with its versions that are newer
+or missing here, and names the keys it wants; those are pushed. Equal trees cost one message,
+and the cost grows with the difference, not with the store.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import orjson
+
+from kv import selectors, services
+from kv.merkle import node_children, node_hash, tree_depth
+from kv.versions import Version
+
+from .transport import Transport
+
+MERKLE_PATH = "/cluster/internal/merkle"
+DIGESTS_PATH = "/cluster/internal/digests"
+VERSIONS_PATH = "/cluster/internal/versions"
+BUCKETS_PER_MESSAGE = 256
+VERSIONS_PER_MESSAGE = 500
+
+Digest = tuple[str, str, int, int]  # key, version, hlc, origin_joined_at
+
+
+@dataclass
+class SyncReport:
+    """What one anti-entropy exchange did."""
+
+    equal: bool = False
+    messages: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    buckets: list[int] = field(default_factory=list)
+    pulled: int = 0
+    pushed: int = 0
+
+
+class _Counted:
+    """A transport wrapper that counts messages and JSON bytes both ways."""
+
+    def __init__(self, transport: Transport, report: SyncReport) -> None:
+        self._transport, self._report = transport, report
+
+    def send(self, url: str, path: str, payload: dict) -> dict:
+        answer = self._transport.send(url, path, payload)
+        self._report.messages += 1
+        self._report.bytes_sent += len(orjson.dumps(payload))
+        self._report.bytes_received += len(orjson.dumps(answer))
+        return answer
+
+
+def _order(digest: Digest) -> tuple[int, int, int]:
+    _, version, hlc, joined = digest
+    return (hlc, -joined, -uuid.UUID(version).int)
+
+
+# --- The asking side -----------------------------------------------------------------------------
+
+
+def merkle_sync(transport: Transport, peer_url: str) -> SyncReport:
+    """Make this node and the peer agree; safe to repeat (applying is idempotent)."""
+    report = SyncReport()
+    link = _Counted(transport, report)
+    buckets = _differing_buckets(link, peer_url, selectors.merkle_leaves())
+    if buckets is None:
+        report.equal = True
+        return report
+    report.buckets = buckets
+    for start in range(0, len(buckets), BUCKETS_PER_MESSAGE):
+        chunk = buckets[start : start + BUCKETS_PER_MESSAGE]
+        mine = selectors.bucket_digests(buckets=chunk)
+        answer = link.send(peer_url, DIGESTS_PATH, {"buckets": chunk, "digests": mine})
+        theirs = [Version.from_wire(v) for v in answer["versions"]]
+        report.pulled += services.versions_apply(theirs)
+        report.pushed += _push_keys(link, peer_url, answer["want"])
+    return report
+
+
+def _differing_buckets(link: _Counted, peer_url: str, leaves: dict[int, str]) -> list[int] | None:
+    """The buckets whose hashes differ from the peer's, or None when the roots agree."""
+    level, nodes = 0, [0]
+    depth = tree_depth()
+    while True:
+        answer = link.send(peer_url, MERKLE_PATH, {"level": level, "nodes": nodes})
+        differing = [
+            node
+            for node, theirs in zip(nodes, answer["hashes"], strict=True)
+            if theirs != node_hash(leaves, level, node)
+        ]
+        if not differing:
+            return None if level == 0 else []
+        if level == depth:
+            return differing
+        level += 1
+        nodes = [child for node in differing for child in node_children(node)]
+
+
+def _push_keys(link: _Counted, peer_url: str, keys: list[str]) -> int:
+    pushed = 0
+    for start in range(0, len(keys), VERSIONS_PER_MESSAGE):
+        versions = selectors.versions_of(keys=keys[start : start + VERSIONS_PER_MESSAGE])
+        link.send(peer_url, VERSIONS_PATH, {"versions": [v.as_wire() for v in versions]})
+        pushed += len(versions)
+    return pushed
+
+
+# --- The answering side --------------------------------------------------------------------------
+
+
+def merkle_answer(*, level: int, nodes: list[int]) -> dict:
+    """This node's hashes of the tree nodes asked for."""
+    leaves = selectors.merkle_leaves()
+    return {"hashes": [node_hash(leaves, level, node) for node in nodes]}
+
+
+def digests_answer(*, buckets: list[int], digests: list[Digest]) -> dict:
+    """Our versions that beat (or are missing from) the asker's, and the keys we want."""
+    theirs = {d[0]: tuple(d) for d in digests}
+    mine = {d[0]: d for d in selectors.bucket_digests(buckets=buckets)}
+    give = [k for k, d in mine.items() if k not in theirs or _order(d) > _order(theirs[k])]
+    want = [k for k, d in theirs.items() if k not in mine or _order(d) > _order(mine[k])]
+    versions = selectors.versions_of(keys=give) if give else []
+    return {"versions": [v.as_wire() for v in versions], "want": want}
+
+
+def versions_receive(*, versions: list[dict]) -> dict:
+    """Apply versions pushed by a peer (replication or anti-entropy)."""
+    return {"applied": services.versions_apply([Version.from_wire(v) for v in versions])}
