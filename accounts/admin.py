@@ -1,12 +1,305 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
+"""The admin of accounts: users and groups (Django's admins; groups show and edit their members)
+and API tokens, created through accounts.services (the secret is shown once) and revoked, never
+deleted."""
 
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db.models import Count
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.utils.html import format_html
+
+from kv.keys import prefix_validate
+from kvsite.exceptions import KvsError
+
+from . import services
 from .models import ApiToken, User
+from .permissions import AUTH_SESSION, Credential, user_default_scopes
+from .scopes import ALL, SCOPES
 
-admin.site.register(User, UserAdmin)
+REVOKE_PERMISSION = "accounts.change_apitoken"
+
+
+def admin_credential(request) -> Credential | None:
+    """The admin user's session as the accounts rules see it (None: auth off, no limits).
+
+    Like a browser session on the API: superusers hold every scope, other staff only their
+    default scopes, so no one issues a token worth more than they are.
+    """
+    if not settings.KVS_AUTH_ENABLED:
+        return None
+    user = request.user
+    return Credential(user=user, auth=AUTH_SESSION, scopes=user_default_scopes(user))
+
+
+# --- users and groups ----------------------------------------------------------------------------
+
+
+class TokenInline(admin.TabularInline):
+    """A user's tokens, read-only (create and revoke them on the tokens page)."""
+
+    model = ApiToken
+    fields = ("id", "name", "scopes", "prefix", "created_at", "expires_at", "revoked_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "API tokens"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class KvUserAdmin(UserAdmin):
+    list_display = ("username", "email", "group_names", "is_staff", "is_superuser", "is_active")
+    list_filter = ("is_staff", "is_superuser", "is_active", "groups")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    def get_inlines(self, request, obj):
+        return [TokenInline] if obj is not None else []
+
+    @admin.display(description="Groups")
+    def group_names(self, user: User) -> str:
+        return ", ".join(sorted(group.name for group in user.groups.all()))
+
+
+class GroupForm(forms.ModelForm):
+    """A group with its members, editable here as well as on each user's page."""
+
+    members = forms.ModelMultipleChoiceField(
+        queryset=User.objects.order_by("username"),
+        required=False,
+        widget=FilteredSelectMultiple("members", is_stacked=False),
+    )
+
+    class Meta:
+        model = Group
+        fields = ("name", "members", "permissions")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["members"] = list(self.instance.user_set.values_list("pk", flat=True))
+
+
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class KvGroupAdmin(GroupAdmin):
+    form = GroupForm
+    fields = ("name", "members", "permissions")
+    list_display = ("name", "member_count")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(kv_members=Count("user", distinct=True))
+
+    @admin.display(description="Members", ordering="kv_members")
+    def member_count(self, group: Group) -> int:
+        return group.kv_members
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        members = [user.username for user in form.cleaned_data["members"]]
+        services.group_update(group=form.instance, members=members)
+
+
+# --- API tokens ----------------------------------------------------------------------------------
+
+
+class TokenCreateForm(forms.ModelForm):
+    """A new token, issued by accounts.services.token_create while the form validates."""
+
+    credential: Credential | None = None  # set per request by the admin
+    issued: services.IssuedToken | None = None
+
+    scopes = forms.MultipleChoiceField(
+        choices=[(ALL, "* (every scope)")] + [(scope, scope) for scope in SCOPES],
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "kv-scopes"}),
+        help_text="What the token may do at all; the keys' ACLs still apply.",
+    )
+    prefix = forms.CharField(
+        required=False,
+        max_length=1024,
+        widget=forms.TextInput(attrs={"class": "kv-mono vTextField"}),
+        help_text="Confine the token to keys and topics under this prefix, e.g. app/. "
+        "Empty: no confinement.",
+    )
+    expires_in = forms.IntegerField(
+        label="Expires in (seconds)",
+        required=False,
+        min_value=1,
+        help_text="E.g. 3600 for an hour, 86400 for a day. Empty: never expires.",
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "scopes", "prefix")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        credential = self.credential
+        if credential is not None and not credential.user.is_superuser:
+            # Staff who are not superusers issue tokens for themselves only.
+            self.fields["user"].queryset = User.objects.filter(pk=credential.user.pk)
+            self.fields["user"].initial = credential.user.pk
+
+    def clean_prefix(self) -> str | None:
+        raw = self.cleaned_data["prefix"]
+        try:
+            return prefix_validate(raw) or None
+        except KvsError as exc:
+            raise forms.ValidationError(exc.detail) from None
+
+    def _post_clean(self):
+        if self._errors:
+            return
+        data = self.cleaned_data
+        try:
+            self.issued = services.token_create(
+                user=data["user"],
+                scopes=data["scopes"],
+                name=data["name"],
+                prefix=data["prefix"],
+                expires_in=data["expires_in"],
+                credential=self.credential,
+            )
+        except KvsError as exc:
+            self.add_error(None, exc.detail)
+        else:
+            self.instance = self.issued.token
+
+
+class TokenStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return (("active", "Active"), ("revoked", "Revoked"), ("expired", "Expired"))
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        not_revoked = queryset.filter(revoked_at__isnull=True)
+        if self.value() == "expired":
+            return not_revoked.filter(expires_at__lte=now)
+        if self.value() == "active":
+            return not_revoked.exclude(expires_at__lte=now)
+        return queryset
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("id", "user", "name", "scopes", "prefix", "expires_at", "revoked_at")
-    readonly_fields = ("id", "secret_hash")
+    """Tokens are created (the secret shown once) and revoked; never edited or deleted. The secret
+    hash is never shown."""
+
+    add_form = TokenCreateForm
+    list_display = (
+        "id",
+        "user",
+        "name",
+        "scope_list",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "active",
+    )
+    list_filter = (TokenStatusFilter,)
+    search_fields = ("id", "name", "user__username")
+    ordering = ("-created_at",)
+    list_select_related = ("user",)
+    empty_value_display = "—"
+    actions = ("revoke_tokens",)
+    add_fieldsets = ((None, {"fields": ("user", "name", "scopes", "prefix", "expires_in")}),)
+    view_fields = ("id", "user", "name", "scope_list", "prefix", "created_at", "expires_at")
+    view_fieldsets = (
+        (None, {"fields": view_fields}),
+        ("Status", {"fields": ("active", "revoked_at")}),
+    )
+
+    def get_queryset(self, request):
+        tokens = super().get_queryset(request)
+        if request.user.is_superuser:
+            return tokens
+        return tokens.filter(user=request.user)
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else self.view_fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else (*self.view_fields, "active", "revoked_at")
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        form = super().get_form(request, obj, **kwargs)
+        form.credential = admin_credential(request)  # a fresh class per request: safe to set
+        return form
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a token's page is read-only: revoke it and create another
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked tokens stay, for the record
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm(REVOKE_PERMISSION)
+
+    @admin.display(description="Scopes")
+    def scope_list(self, token: ApiToken) -> str:
+        return ", ".join(token.scopes)
+
+    @admin.display(description="Active", boolean=True)
+    def active(self, token: ApiToken) -> bool:
+        return token.is_active()
+
+    def save_model(self, request, obj, form, change):
+        """Nothing left to do: the form issued the token while validating."""
+        request._kv_issued = form.issued
+
+    def response_add(self, request, obj, post_url_continue=None):
+        issued = getattr(request, "_kv_issued", None)
+        if issued is not None:
+            self.message_user(
+                request,
+                format_html(
+                    "Token <code>{}</code> created. Its secret is "
+                    '<code class="kv-secret">{}</code> — copy it now; it is not stored and will '
+                    "not be shown again.",
+                    issued.token.pk,
+                    issued.secret,
+                ),
+                messages.SUCCESS,
+            )
+        return redirect("admin:accounts_apitoken_change", obj.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = {"kv_can_revoke": self.has_revoke_permission(request), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke_tokens(self, request, queryset):
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.token_revoke(token_id=token.pk)
+            self.log_change(request, token, "Revoked.")
+            revoked += 1
+        self.message_user(
+            request,
+            f"Revoked {revoked} token(s); they stop working at once, on every node within "
+            "about a second.",
+            messages.SUCCESS,
+        )

@@ -1,13 +1,18 @@
-"""Bearer-token authentication for DRF, with a short per-process cache of verified tokens."""
+"""Bearer authentication for DRF: API tokens (with a short per-process cache) and JWTs."""
 
+import re
 import time
 
 from django.conf import settings
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import AccessToken, Token
 
 from .models import ApiToken, User
 from .tokens import token_hash
@@ -16,6 +21,11 @@ from .tokens import token_hash
 # this process drops its entry at once, one made elsewhere is seen within KVS_TOKEN_CACHE_SECONDS.
 _verified: dict[str, tuple[float, ApiToken]] = {}
 _CACHE_MAX = 10_000
+
+# Three dot-separated base64url parts. API token secrets never contain a dot.
+_JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+# JWT claim holding jwt_password_stamp(user) at issue time.
+PASSWORD_CLAIM = "pwd"
 
 
 def token_authenticate(secret: str) -> ApiToken:
@@ -42,9 +52,48 @@ def token_authenticate(secret: str) -> ApiToken:
     return token
 
 
+def jwt_password_stamp(user: User) -> str:
+    """A keyed digest of the user's password hash; a password change voids their JWTs."""
+    key = settings.SIMPLE_JWT["SIGNING_KEY"]
+    return salted_hmac("kvsite.jwt.password", user.password, secret=key).hexdigest()[:20]
+
+
+def jwt_user(token: Token) -> User:
+    """The active user a verified JWT names, if their password is unchanged since it was issued."""
+    username = token.get(jwt_settings.USER_ID_CLAIM)
+    user = User.objects.filter(username=username).first() if isinstance(username, str) else None
+    if user is None or not user.is_active:
+        raise AuthenticationFailed("The JWT's user is unknown or inactive.")
+    if not constant_time_compare(str(token.get(PASSWORD_CLAIM, "")), jwt_password_stamp(user)):
+        raise AuthenticationFailed("The password has changed since this JWT was issued.")
+    return user
+
+
+def jwt_authenticate(raw: str) -> tuple[User, AccessToken]:
+    """The user and verified access token of a JWT; raise AuthenticationFailed otherwise."""
+    try:
+        access = AccessToken(raw)
+    except TokenError as exc:
+        raise AuthenticationFailed(f"Invalid JWT: {exc}.") from None
+    return jwt_user(access), access
+
+
+def bearer_authenticate(raw: str) -> tuple[User, ApiToken | AccessToken]:
+    """Who a bearer value (JWT or API token secret) stands for; raise AuthenticationFailed."""
+    if _JWT_SHAPE.match(raw):
+        return jwt_authenticate(raw)
+    token = token_authenticate(raw)
+    return token.user, token
+
+
 def token_cache_clear() -> None:
     """Forget every cached verification in this process."""
     _verified.clear()
+
+
+def _users_forget(user_ids) -> None:
+    for digest in [d for d, (_, t) in _verified.items() if t.user_id in user_ids]:
+        _verified.pop(digest, None)
 
 
 @receiver(post_save, sender=ApiToken)
@@ -56,12 +105,24 @@ def _token_changed(sender, instance: ApiToken, **kwargs) -> None:
 @receiver(post_save, sender=User)
 @receiver(post_delete, sender=User)
 def _user_changed(sender, instance: User, **kwargs) -> None:
-    for digest in [d for d, (_, t) in _verified.items() if t.user_id == instance.pk]:
-        _verified.pop(digest, None)
+    _users_forget({instance.pk})
+
+
+@receiver(m2m_changed, sender=User.groups.through)
+def _membership_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    # Cached tokens carry their user, and with it the group names the ACL checks.
+    if not action.startswith("post_"):
+        return
+    if not reverse:
+        _users_forget({instance.pk})
+    elif pk_set is not None:
+        _users_forget(pk_set)
+    else:  # a group's members were cleared: we do not know whom
+        _verified.clear()
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    """`Authorization: Bearer <token>`: request.user is the owner, request.auth the token."""
+    """`Authorization: Bearer <token or JWT>`: request.user is the owner, request.auth the token."""
 
     keyword = "Bearer"
 
@@ -72,11 +133,10 @@ class BearerTokenAuthentication(BaseAuthentication):
         if len(header) != 2:
             raise AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
         try:
-            secret = header[1].decode("ascii")
+            raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise AuthenticationFailed("Malformed token.") from None
-        token = token_authenticate(secret)
-        return token.user, token
+        return bearer_authenticate(raw)
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="kvsite"'

@@ -1,23 +1,71 @@
-"""Who may call what: authentication settings, token scopes and token prefixes."""
+"""Who may call what: authentication settings, credential scopes and token prefixes."""
+
+from dataclasses import dataclass
 
 from django.conf import settings
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.permissions import BasePermission
+from rest_framework_simplejwt.tokens import Token
 
-from .models import ApiToken
-from .scopes import DELETE, READ, WRITE, scopes_grant
+from .models import ApiToken, User
+from .scopes import ALL, DELETE, PUBSUB, READ, WRITE, scopes_grant
+
+AUTH_TOKEN, AUTH_JWT, AUTH_SESSION = "token", "jwt", "session"
+
+
+def user_default_scopes(user: User) -> tuple[str, ...]:
+    """The scopes a user's own login (JWT or session) carries: all for superusers."""
+    return (ALL,) if user.is_superuser else (READ, WRITE, DELETE, PUBSUB)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The caller as the accounts rules see it: who, how they authenticated, what they may do."""
+
+    user: User
+    auth: str  # AUTH_TOKEN, AUTH_JWT or AUTH_SESSION
+    scopes: tuple[str, ...]
+    prefix: str | None = None  # API tokens only: keys and topics it is confined to
+
+    def grants(self, scope: str) -> bool:
+        return scopes_grant(self.scopes, scope)
+
+    @property
+    def is_superuser(self) -> bool:
+        """Full superuser power: a superuser's unconfined credential holding every scope."""
+        return self.user.is_superuser and ALL in self.scopes and self.prefix is None
+
+    def covers(self, prefix: str | None) -> bool:
+        """Whether everything under `prefix` (None: every key) lies inside this confinement."""
+        return self.prefix is None or (prefix is not None and prefix.startswith(self.prefix))
 
 
 def request_token(request) -> ApiToken | None:
     return request.auth if isinstance(request.auth, ApiToken) else None
 
 
-def credential_has_scope(request, scope: str) -> bool:
-    """Whether the request's credential grants `scope`; sessions carry their user's rights."""
+def request_credential(request) -> Credential | None:
+    """The request's credential, or None when it carries none."""
+    user = request.user
+    if user is None or not user.is_authenticated:
+        return None
     token = request_token(request)
     if token is not None:
-        return scopes_grant(token.scopes, scope)
-    return bool(request.user and request.user.is_authenticated and request.user.is_superuser)
+        scopes, prefix = tuple(token.scopes), token.prefix
+        return Credential(user=user, auth=AUTH_TOKEN, scopes=scopes, prefix=prefix)
+    auth = AUTH_JWT if isinstance(request.auth, Token) else AUTH_SESSION
+    return Credential(user=user, auth=auth, scopes=user_default_scopes(user))
+
+
+def acting_credential(request) -> Credential | None:
+    """The credential whose limits apply to an admin action; None (no limits) with auth off."""
+    return request_credential(request) if settings.KVS_AUTH_ENABLED else None
+
+
+def credential_has_scope(request, scope: str) -> bool:
+    """Whether the request's credential grants `scope`; JWTs and sessions carry their user's."""
+    credential = request_credential(request)
+    return credential is not None and credential.grants(scope)
 
 
 def scope_check(request, scope: str, *, anonymous_ok: bool = False) -> None:

@@ -29,3 +29,8 @@ SCOPES = (
 def scopes_grant(granted: list[str] | tuple[str, ...], scope: str) -> bool:
     """Whether a credential holding `granted` may act with `scope` (`*` grants everything)."""
     return ALL in granted or scope in granted
+
+
+def scopes_unknown(scopes: list[str] | tuple[str, ...]) -> list[str]:
+    """The entries of `scopes` that name no scope (`*` is known)."""
+    return [scope for scope in scopes if scope != ALL and scope not in SCOPES]
