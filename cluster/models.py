@@ -1,4 +1,4 @@
-"""This node's identity."""
+"""This node's identity, and its view of the cluster's members."""
 
 from django.db import models
 
@@ -12,3 +12,32 @@ class LocalNode(models.Model):
 
     def __str__(self) -> str:
         return self.node_id
+
+
+class Member(models.Model):
+    """One row of this node's member table (itself included), as gossip last left it."""
+
+    class Status(models.TextChoices):
+        ALIVE = "alive"
+        SUSPECT = "suspect"
+        DEAD = "dead"
+        LEFT = "left"
+
+    node_id = models.CharField(max_length=64, unique=True)
+    url = models.CharField(max_length=255)
+    joined_at = models.BigIntegerField(help_text="When the member joined, ms since the epoch.")
+    incarnation = models.BigIntegerField(
+        default=0, help_text="Raised only by the member itself, to refute suspicion or to leave."
+    )
+    heartbeat = models.BigIntegerField(default=0, help_text="Bumped by the member every round.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ALIVE)
+    last_seen = models.BigIntegerField(
+        default=0, help_text="When this node last heard news of the member (local ms)."
+    )
+    status_changed_at = models.BigIntegerField(default=0, help_text="Local ms.")
+
+    class Meta:
+        ordering = ["node_id"]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} ({self.status}, incarnation {self.incarnation})"

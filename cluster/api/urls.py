@@ -4,4 +4,6 @@ from . import views
 
 urlpatterns = [
     path("status", views.StatusApi.as_view(), name="status"),
+    path("cluster/members", views.MembersApi.as_view(), name="cluster-members"),
+    path("cluster/leave", views.LeaveApi.as_view(), name="cluster-leave"),
 ]

@@ -1,4 +1,4 @@
-"""Node health and status."""
+"""Node health and status, the member list, and leaving the cluster."""
 
 import time
 
@@ -11,11 +11,17 @@ from rest_framework.views import APIView
 import kvsite
 from accounts.permissions import scope_check
 from accounts.scopes import READ
+from kv.hlc import wall_ms
 from kv.selectors import live_key_count, store_state
 
+from ..config import Config
+from ..gossip import gossip_leave
 from ..node import local_node, node_mode
+from ..selectors import members_count, members_list
+from ..transport import HttpTransport
 
 STARTED = time.monotonic()
+ADMIN_CLUSTER = "admin:cluster"
 
 
 class HealthApi(APIView):
@@ -49,6 +55,37 @@ class StatusApi(APIView):
                 "revision": state.revision,
                 "hlc": state.hlc,
                 "merkle_root": state.merkle_root,
-                "members": {"alive": 1, "suspect": 0, "dead": 0, "left": 0},
+                "members": members_count(),
             }
         )
+
+
+MEMBER_FIELDS = ("node_id", "url", "status", "joined_at", "last_seen", "incarnation")
+
+
+def member_json(member) -> dict:
+    return {name: getattr(member, name) for name in MEMBER_FIELDS}
+
+
+class MembersApi(APIView):
+    """Every member this node knows, itself included, as gossip last left them."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="cluster_members")
+    def get(self, request):
+        scope_check(request, READ)
+        return Response([member_json(member) for member in members_list()])
+
+
+class LeaveApi(APIView):
+    """This node leaves the cluster gracefully: peers learn it at once, and it stops gossiping."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, operation_id="cluster_leave")
+    def post(self, request):
+        scope_check(request, ADMIN_CLUSTER)
+        config = Config.from_settings()
+        me = gossip_leave(HttpTransport.from_config(config), wall_ms(), config=config)
+        return Response(member_json(me))

@@ -1,0 +1,165 @@
+"""Gossip rounds: bump our heartbeat, pushPull member tables with a few peers, run the timer.
+
+Join is a pushPull with a seed while we know no live member; leave is a pushPull of our `left`
+row with every live peer, after which our rounds stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+
+from .config import Config
+from .membership import (
+    ALIVE,
+    DEAD,
+    LEFT,
+    SUSPECT,
+    MemberState,
+    MemberTable,
+    member_heard,
+    member_leave,
+    member_self,
+    members_merge,
+)
+from .messages import GossipMessage, InvalidMessage, gossip_message, gossip_message_parse
+from .store import DbMemberStore, MemberStore
+from .suspicion import members_check
+from .transport import Transport, TransportError
+
+GOSSIP_PATH = "/cluster/internal/gossip"
+
+logger = logging.getLogger(__name__)
+# Shared by every round of the process: peers are contacted concurrently, threads are reused.
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kvs-gossip")
+
+
+@dataclass
+class RoundReport:
+    """What one round did: whom it contacted, who answered, whose status its timer changed."""
+
+    contacted: list[str] = field(default_factory=list)
+    answered: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+
+def gossip_round(
+    transport: Transport,
+    now: int,
+    *,
+    config: Config | None = None,
+    store: MemberStore | None = None,
+    rng: random.Random | None = None,
+) -> RoundReport:
+    """One round at `now` (ms): bump our heartbeat, pushPull with a few peers, run the timer."""
+    config = config or Config.from_settings()
+    store = store or DbMemberStore(config.node_id)
+    with store.locked() as table:
+        me = member_self(table, url=config.url, joined_at=config.joined_at, now=now)
+        if me.status == LEFT:
+            return RoundReport(skipped=True)  # we left: stay quiet
+        # Our last round was long ago (a paused or overloaded process): our silence timers
+        # measured our own absence, so give peers this round's exchange before judging them.
+        paused = now - me.last_seen >= config.suspect_after_ms
+        table.put(replace(me, heartbeat=me.heartbeat + 1, last_seen=now))
+        targets = gossip_targets(table, config, rng or random.Random())
+        message = gossip_message(table)
+    replies = push_pull(transport, targets, message, timeout_s=config.timeout_s)
+    with store.locked() as table:
+        for reply in replies:
+            _absorb(table, reply, now=now)
+        changed = [] if paused else _check(table, config, now)
+    answered = [reply["from"] for reply in replies]
+    return RoundReport(contacted=targets, answered=answered, changed=changed)
+
+
+def gossip_receive(
+    message: GossipMessage,
+    now: int,
+    *,
+    config: Config | None = None,
+    store: MemberStore | None = None,
+) -> GossipMessage:
+    """Our side of a pushPull: merge the sender's table into ours, answer with ours."""
+    config = config or Config.from_settings()
+    store = store or DbMemberStore(config.node_id)
+    with store.locked() as table:
+        member_self(table, url=config.url, joined_at=config.joined_at, now=now)
+        _absorb(table, message, now=now)
+        return gossip_message(table)
+
+
+def gossip_leave(
+    transport: Transport,
+    now: int,
+    *,
+    config: Config | None = None,
+    store: MemberStore | None = None,
+) -> MemberState:
+    """Leave the cluster: mark ourselves `left` and pushPull that with every live peer at once."""
+    config = config or Config.from_settings()
+    store = store or DbMemberStore(config.node_id)
+    with store.locked() as table:
+        member_self(table, url=config.url, joined_at=config.joined_at, now=now)
+        me = member_leave(table, now=now)
+        targets = [m.url for m in _peers(table) if m.status in (ALIVE, SUSPECT)]
+        message = gossip_message(table)
+    replies = push_pull(transport, targets, message, timeout_s=config.timeout_s)
+    with store.locked() as table:
+        for reply in replies:
+            _absorb(table, reply, now=now)
+    return me
+
+
+def gossip_targets(table: MemberTable, config: Config, rng: random.Random) -> list[str]:
+    """URLs for this round: `fanout` live peers (alive first), now and then a dead one to probe,
+    and the seeds while we know no live peer (join)."""
+    peers = _peers(table)
+    alive = [m for m in peers if m.status == ALIVE]
+    suspect = [m for m in peers if m.status == SUSPECT]
+    dead = [m for m in peers if m.status == DEAD]
+    chosen = rng.sample(alive, min(config.fanout, len(alive)))
+    chosen += rng.sample(suspect, min(config.fanout - len(chosen), len(suspect)))
+    if dead and rng.random() < config.probe_dead_chance:
+        chosen.append(rng.choice(dead))
+    urls = [m.url for m in chosen]
+    if not alive and not suspect:
+        seeds = [seed for seed in config.seeds if seed != config.url and seed not in urls]
+        urls += rng.sample(seeds, min(config.fanout, len(seeds)))
+    return list(dict.fromkeys(urls))
+
+
+def push_pull(
+    transport: Transport, urls: list[str], message: GossipMessage, *, timeout_s: float
+) -> list[GossipMessage]:
+    """Send `message` to every URL concurrently; the valid answers that came back in time."""
+    futures = {_pool.submit(transport.send, url, GOSSIP_PATH, message): url for url in urls}
+    done, late = wait(futures, timeout=2 * timeout_s + 0.5)
+    replies = []
+    for future in done:
+        try:
+            replies.append(gossip_message_parse(future.result()))
+        except (TransportError, InvalidMessage) as error:
+            logger.info("pushPull with %s failed: %s", futures[future], error)
+    for future in late:
+        logger.info("pushPull with %s: no answer in time", futures[future])
+    return replies
+
+
+def _peers(table: MemberTable) -> list[MemberState]:
+    return [m for m in table.all() if m.node_id != table.self_id]
+
+
+def _absorb(table: MemberTable, message: GossipMessage, *, now: int) -> None:
+    """Merge a peer's table, then count the exchange itself as hearing from that peer."""
+    members_merge(table, message["members"], now=now)
+    member_heard(table, node_id=message["from"], now=now)
+
+
+def _check(table: MemberTable, config: Config, now: int) -> list[str]:
+    return members_check(
+        table, now=now, suspect_after_ms=config.suspect_after_ms, dead_after_ms=config.dead_after_ms
+    )

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("gossip", views.GossipApi.as_view(), name="cluster-gossip"),
+]

@@ -1,0 +1,190 @@
+"""Shared by the integration tests: start `kvs up`, wait with deadlines, find and stop processes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import psutil
+
+KVS = Path(sys.executable).with_name("kvs")
+START_DEADLINE_S = 90.0  # migrate + bootstrap + uvicorn + celery on a loaded 2-core machine
+STOP_DEADLINE_S = 20.0
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive loopback ports that are free right now."""
+    while True:
+        base = free_port()
+        if base + count < 65536 and all(_port_free(base + i) for i in range(count)):
+            return base
+
+
+def wait_for(check: Callable[[], T], *, timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Launch:
+    """A running `kvs up` and everything needed to talk to it."""
+
+    proc: subprocess.Popen
+    data: Path
+    port: int
+    token: str
+    lines: list[str]
+    nodes: int = 1
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port + i for i in range(self.nodes)]
+
+    def node_url(self, index: int) -> str:
+        """The URL of node `index` (1-based)."""
+        return f"http://127.0.0.1:{self.port + index - 1}"
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def _collect(proc: subprocess.Popen, lines: list[str]) -> None:
+    """Append the launcher's output lines to `lines` as they arrive."""
+    for line in proc.stdout:
+        lines.append(line)
+
+
+def health_ok(url: str) -> bool:
+    """Whether the node at `url` answers /health with 200."""
+    try:
+        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def node_processes(data: Path, ports: list[int]) -> list[psutil.Process]:
+    """Live processes whose command line or environment points at this launch."""
+    found = []
+    port_args = {str(port) for port in ports}
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = proc.cmdline()
+            environ = proc.environ()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if (
+            any(str(data) in arg or arg in port_args for arg in cmdline)
+            or environ.get("KVS_DATA_DIR", "").startswith(str(data))
+        ) and proc.pid != os.getpid():
+            found.append(proc)
+    return found
+
+
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """The processes of `procs` still running (zombies are dead)."""
+    running = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                running.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return running
+
+
+@contextmanager
+def kvs_up(
+    tmp_path: Path,
+    *,
+    nodes: int = 1,
+    env: dict[str, str] | None = None,
+    start_deadline: float = START_DEADLINE_S,
+) -> Iterator[Launch]:
+    """Run `kvs up --nodes N` on free ports until the block ends; then kill whatever is left."""
+    assert KVS.exists(), f"{KVS} is missing: run `.venv/bin/pip install -e . --no-deps`"
+    data, port, token = tmp_path / "cluster", free_ports(nodes), "kvs_" + secrets.token_urlsafe(32)
+    child_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    child_env.update(KVS_BOOTSTRAP_TOKEN=token, **(env or {}))
+    argv = [str(KVS), "up", "--nodes", str(nodes), "--base-port", str(port), "--data", str(data)]
+    proc = subprocess.Popen(
+        argv,
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=_collect, args=(proc, lines), daemon=True)
+    reader.start()
+    launched = Launch(proc, data, port, token, lines, nodes)
+    try:
+        wait_for(
+            lambda: "cluster up" in launched.output() or proc.poll() is not None,
+            timeout=start_deadline,
+            what="`kvs up` to print `cluster up`",
+        )
+        assert proc.poll() is None, f"kvs up exited {proc.returncode}:\n{launched.output()}"
+        yield launched
+    finally:
+        stop_launcher(proc)
+        for leftover in node_processes(data, launched.ports):
+            leftover.kill()
+        reader.join(timeout=5)
+
+
+def stop_launcher(proc: subprocess.Popen) -> None:
+    """SIGTERM the launcher (resuming it if it was stopped); SIGKILL it if it will not exit."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    try:
+        proc.wait(timeout=STOP_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
