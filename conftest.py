@@ -23,6 +23,12 @@ def _local_cache(settings):
     cache.clear()  # locmem data is shared by every instance in the process
 
 
+@pytest.fixture(autouse=True)
+def _no_push_tasks(settings):
+    """Unit tests have no broker: changes are not handed to Celery for replication."""
+    settings.KVS_PUSH_ON_COMMIT = False
+
+
 @pytest.fixture
 def root_user(db) -> User:
     return User.objects.create_superuser(username="root", password="root-password-1")

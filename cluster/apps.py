@@ -6,5 +6,7 @@ class ClusterConfig(AppConfig):
 
     def ready(self):
         from .records import connect_mirrors
+        from .replication import connect_push
 
         connect_mirrors()
+        connect_push()

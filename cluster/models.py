@@ -41,3 +41,14 @@ class Member(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} ({self.status}, incarnation {self.incarnation})"
+
+
+class PeerCursor(models.Model):
+    """How far push replication has delivered this node's change feed to one peer."""
+
+    node_id = models.CharField(max_length=64, unique=True)
+    revision = models.BigIntegerField(default=0, help_text="Last local revision delivered.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.node_id} @ {self.revision}"

@@ -132,6 +132,18 @@ KVS_DEAD_AFTER = env.float("KVS_DEAD_AFTER", default=5.0)
 # replayed against another node for longer.
 KVS_SIGNATURE_WINDOW = env.float("KVS_SIGNATURE_WINDOW", default=30.0)
 
+# Replication. Pushes start right after each commit (debounced per process) and on a sweep every
+# KVS_PUSH_INTERVAL seconds; a batch holds at most KVS_PUSH_BATCH versions and ~BATCH_BYTES bytes.
+KVS_PUSH_ON_COMMIT = env.bool("KVS_PUSH_ON_COMMIT", default=True)
+KVS_PUSH_INTERVAL = env.float("KVS_PUSH_INTERVAL", default=1.0)
+KVS_PUSH_BATCH = env.int("KVS_PUSH_BATCH", default=500)
+KVS_PUSH_BATCH_BYTES = env.int("KVS_PUSH_BATCH_BYTES", default=4 * 1024 * 1024)
+# Seconds between Merkle anti-entropy rounds with a random alive peer. Shorter: divergence (lost
+# pushes, a peer that was down) is repaired sooner; each round with equal trees costs one request.
+KVS_ANTI_ENTROPY_INTERVAL = env.float("KVS_ANTI_ENTROPY_INTERVAL", default=3.0)
+# Seconds a replication or anti-entropy request may take (they carry more than gossip does).
+KVS_REPLICATION_TIMEOUT = env.float("KVS_REPLICATION_TIMEOUT", default=15.0)
+
 # --- End of Cluster ------------------------------------------------------------------------------
 
 # --- Django --------------------------------------------------------------------------------------
@@ -239,8 +251,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
-# Request bodies larger than the value limit are refused with 413 before they are read whole.
-DATA_UPLOAD_MAX_MEMORY_SIZE = KVS_MAX_VALUE_BYTES + 64 * 1024
+# Request bodies larger than this are refused with 413 before they are read whole: room for a value
+# (the key API answers 413 past KVS_MAX_VALUE_BYTES itself) and for replication batches.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2 * KVS_MAX_VALUE_BYTES, KVS_PUSH_BATCH_BYTES) + 256 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -288,6 +301,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "cluster.tasks.gossip_round",
         "schedule": KVS_GOSSIP_INTERVAL,
         "options": {"expires": KVS_GOSSIP_INTERVAL},
+    },
+    "replicate-push": {
+        "task": "cluster.tasks.replicate_push_all",
+        "schedule": KVS_PUSH_INTERVAL,
+        "options": {"expires": KVS_PUSH_INTERVAL},
+    },
+    "anti-entropy": {
+        "task": "cluster.tasks.anti_entropy_round",
+        "schedule": KVS_ANTI_ENTROPY_INTERVAL,
+        "options": {"expires": KVS_ANTI_ENTROPY_INTERVAL},
     },
 }
 # Periodic tasks that are late are worthless: drop them rather than run a backlog.

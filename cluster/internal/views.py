@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import orjson
 from django.conf import settings
 from django.http import HttpResponse
@@ -10,7 +12,9 @@ from rest_framework.exceptions import ParseError
 from rest_framework.views import APIView
 
 from kv.hlc import wall_ms
+from kv.merkle import tree_depth
 
+from ..antientropy import digests_answer, merkle_answer, versions_receive
 from ..gossip import gossip_receive
 from ..messages import InvalidMessage, gossip_message_parse
 from ..node import local_node
@@ -51,3 +55,69 @@ class GossipApi(InternalApi):
         if message["from"] != request.auth.node_id:
             raise ParseError("`from` is not the node that signed the request.")
         return signed_json(request, gossip_receive(message, wall_ms()))
+
+
+def _json_body(request) -> dict:
+    try:
+        data = orjson.loads(request.body)
+    except orjson.JSONDecodeError as error:
+        raise ParseError(f"Invalid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ParseError("Expected a JSON object.")
+    return data
+
+
+def _is_digest(d) -> bool:
+    if not (isinstance(d, list) and len(d) == 4):
+        return False
+    key, version, hlc, joined = d
+    if not (isinstance(key, str) and isinstance(hlc, int) and isinstance(joined, int)):
+        return False
+    try:
+        uuid.UUID(version)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+@extend_schema(exclude=True)
+class MerkleApi(InternalApi):
+    """The hashes of the Merkle tree nodes asked for."""
+
+    def post(self, request):
+        data = _json_body(request)
+        level, nodes = data.get("level"), data.get("nodes")
+        if not isinstance(level, int) or not isinstance(nodes, list):
+            raise ParseError("Expected {level: int, nodes: [int]}.")
+        if not all(isinstance(n, int) and n >= 0 for n in nodes) or not 0 <= level <= tree_depth():
+            raise ParseError("Tree level or node index out of range.")
+        return signed_json(request, merkle_answer(level=level, nodes=nodes))
+
+
+@extend_schema(exclude=True)
+class DigestsApi(InternalApi):
+    """Our versions newer than the asker's in the given buckets, and the keys we want."""
+
+    def post(self, request):
+        data = _json_body(request)
+        buckets, digests = data.get("buckets"), data.get("digests")
+        shape = "Expected {buckets: [int], digests: [[key, version, hlc, joined]]}."
+        if not isinstance(buckets, list) or not isinstance(digests, list):
+            raise ParseError(shape)
+        if not all(isinstance(b, int) for b in buckets) or not all(map(_is_digest, digests)):
+            raise ParseError(shape)
+        return signed_json(request, digests_answer(buckets=buckets, digests=digests))
+
+
+@extend_schema(exclude=True)
+class VersionsApi(InternalApi):
+    """Apply versions pushed by a peer."""
+
+    def post(self, request):
+        versions = _json_body(request).get("versions")
+        if not isinstance(versions, list):
+            raise ParseError("Expected {versions: [...]}.")
+        try:
+            return signed_json(request, versions_receive(versions=versions))
+        except (TypeError, ValueError, KeyError) as error:
+            raise ParseError(f"Malformed version: {error}") from None

@@ -2,10 +2,12 @@
 
 import json
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from accounts.services import root_bootstrap
-from cluster.node import local_node
+from accounts.services import RootBootstrap, root_bootstrap
+from cluster.node import local_node, node_syncing_set
+from kv.selectors import store_state
 
 
 class Command(BaseCommand):
@@ -16,7 +18,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         node = local_node()
-        result = root_bootstrap()
+        if settings.KVS_SEEDS:
+            # A joining node gets users and tokens from the cluster. On an empty store it refuses
+            # client writes (503, mode `syncing`) until its first anti-entropy round completes.
+            if store_state().revision == 0:
+                node_syncing_set(True)
+            result = RootBootstrap(created=False)
+        else:
+            result = root_bootstrap()
         if options["json"]:
             self.stdout.write(
                 json.dumps(

@@ -1,0 +1,134 @@
+"""Push replication: deliver this node's change feed to every alive peer from a per-peer cursor.
+
+Every applied change gets a local revision. For each peer the node remembers the last revision
+it delivered; a push sends the entries changed since then in revision order, in batches, and
+advances the cursor after each batch the peer accepted. A peer that was down keeps its old
+cursor and catches up when it is back. Versions the peer wrote itself are not sent back to it.
+Pushes start shortly after each commit (a per-process debounce) and on a periodic sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import F
+from django.db.models.functions import Greatest
+
+from kv.selectors import changes_since
+from kv.signals import entry_applied
+from kv.versions import Version
+
+from .antientropy import VERSIONS_PATH
+from .membership import MemberState
+from .models import PeerCursor
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+PUSH_LOCK_TTL_S = 30
+
+
+def cursor_get(node_id: str) -> int:
+    return PeerCursor.objects.get_or_create(node_id=node_id)[0].revision
+
+
+def cursor_advance(node_id: str, revision: int) -> None:
+    """Move a peer's cursor forward (never back, whatever order pushes finish in)."""
+    PeerCursor.objects.filter(node_id=node_id).update(revision=Greatest(F("revision"), revision))
+
+
+def replicate_push(transport: Transport, peer: MemberState) -> int:
+    """Send `peer` every change past its cursor; return how many versions were sent.
+
+    One pusher per peer at a time (a lock in the node's Redis); another caller returns 0.
+    """
+    lock = f"kvs:push:{peer.node_id}"
+    if not cache.add(lock, 1, timeout=PUSH_LOCK_TTL_S):
+        return 0
+    try:
+        return _push_from_cursor(transport, peer)
+    finally:
+        cache.delete(lock)
+
+
+def _push_from_cursor(transport: Transport, peer: MemberState) -> int:
+    cursor, sent = cursor_get(peer.node_id), 0
+    while True:
+        changed, last = changes_since(revision=cursor, limit=settings.KVS_PUSH_BATCH)
+        if not changed:
+            return sent
+        batch = [Version.of(e).as_wire() for e in changed if e.origin != peer.node_id]
+        for chunk in _by_size(batch, settings.KVS_PUSH_BATCH_BYTES):
+            transport.send(peer.url, VERSIONS_PATH, {"versions": chunk})
+            sent += len(chunk)
+        cursor_advance(peer.node_id, last)
+        cursor = last
+
+
+def _by_size(versions: list[dict], limit: int) -> list[list[dict]]:
+    """Split versions into messages of about `limit` bytes (a larger version goes alone)."""
+    chunks: list[list[dict]] = []
+    current: list[dict] = []
+    size = 0
+    for v in versions:
+        weight = len(v["key"]) + len(v["value"] or "") + 200
+        if current and size + weight > limit:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(v)
+        size += weight
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+# --- Starting pushes soon after commits ---------------------------------------------------------
+
+
+class _Debounce:
+    """Calls `action` once shortly after one or more `poke()`s, from a daemon thread."""
+
+    def __init__(self, action, delay_s: float) -> None:
+        self._action, self._delay_s = action, delay_s
+        self._event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        self._event.set()
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._event.wait()
+            self._event.clear()
+            self._event.wait(self._delay_s)  # gather the writes of the next few milliseconds
+            self._event.clear()
+            try:
+                self._action()
+            except Exception:  # the broker may be down; the periodic sweep catches up
+                log.warning("could not start a push", exc_info=True)
+
+
+def _enqueue_push() -> None:
+    from .tasks import replicate_push_all
+
+    replicate_push_all.apply_async(expires=settings.KVS_PUSH_INTERVAL * 5)
+
+
+_push_soon = _Debounce(_enqueue_push, delay_s=0.01)
+
+
+def _on_entry_applied(sender, **kwargs) -> None:
+    if settings.KVS_PUSH_ON_COMMIT:
+        _push_soon.poke()
+
+
+def connect_push() -> None:
+    entry_applied.connect(_on_entry_applied, dispatch_uid="kvs-push-soon")
