@@ -1,0 +1,93 @@
+"""The cluster page of the admin: members, their status, how long since each was heard of, and
+each alive node's Merkle root (asked for live, so diverging nodes stand out)."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from kv.hlc import wall_ms
+from kv.selectors import store_state
+
+from .antientropy import MERKLE_PATH
+from .config import Config
+from .models import Member
+from .transport import HttpTransport, TransportError
+
+ROOT_TIMEOUT_S = 1.0
+_page = threading.local()
+
+
+def _roots(members: list[Member]) -> dict[str, str]:
+    """node_id → Merkle root, asked of every alive peer at once (this node's from its store)."""
+    config = Config.from_settings()
+    transport = HttpTransport(
+        node_id=config.node_id, secret=config.secret, timeout_s=ROOT_TIMEOUT_S
+    )
+
+    local = store_state().merkle_root  # read here: the pool's threads only make HTTP calls
+
+    def ask(member: Member) -> tuple[str, str]:
+        if member.node_id == config.node_id:
+            return member.node_id, local
+        try:
+            answer = transport.send(member.url, MERKLE_PATH, {"level": 0, "nodes": [0]})
+            return member.node_id, answer["hashes"][0]
+        except (TransportError, KeyError, IndexError):
+            return member.node_id, "unreachable"
+
+    alive = [m for m in members if m.status == Member.Status.ALIVE]
+    if not alive:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(alive))) as pool:
+        return dict(pool.map(ask, alive))
+
+
+@admin.register(Member)
+class MemberAdmin(admin.ModelAdmin):
+    """Read-only view of the member table; membership changes only through gossip."""
+
+    list_display = ("node_id", "url", "status_badge", "last_seen_age", "incarnation", "root")
+    ordering = ("node_id",)
+
+    def changelist_view(self, request, extra_context=None):
+        roots = _roots(list(Member.objects.all()))
+        _page.roots = roots  # one admin instance serves every request: keep it per thread
+        local = store_state().merkle_root
+        agree = [r for r in roots.values() if r == local]
+        extra_context = {
+            **(extra_context or {}),
+            "title": "Cluster members",
+            "subtitle": f"{len(agree)} of {len(roots)} alive nodes share this node's data",
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    @admin.display(description="status")
+    def status_badge(self, member: Member) -> str:
+        colours = {"alive": "#2e7d32", "suspect": "#ef6c00", "dead": "#c62828", "left": "#607d8b"}
+        return format_html(
+            '<strong style="color:{}">{}</strong>',
+            colours.get(member.status, "#000"),
+            member.status,
+        )
+
+    @admin.display(description="last seen")
+    def last_seen_age(self, member: Member) -> str:
+        if not member.last_seen:
+            return "never"
+        return f"{max(0, wall_ms() - member.last_seen) / 1000:.1f} s ago"
+
+    @admin.display(description="merkle root")
+    def root(self, member: Member) -> str:
+        value = getattr(_page, "roots", {}).get(member.node_id, "—")
+        return format_html("<code>{}</code>", value[:16] + "…" if len(value) == 32 else value)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
