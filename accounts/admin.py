@@ -5,12 +5,14 @@ deleted."""
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
 from kv.keys import prefix_validate
@@ -73,13 +75,22 @@ class KvUserAdmin(UserAdmin):
         return ", ".join(sorted(group.name for group in user.groups.all()))
 
 
+class MembersWidget(FilteredSelectMultiple):
+    """The two-list picker, wrapped as the admin wraps its own many-to-many widgets (its script
+    lays the lists out inside this wrapper)."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        picker = super().render(name, value, attrs, renderer)
+        return format_html('<div class="related-widget-wrapper">{}</div>', picker)
+
+
 class GroupForm(forms.ModelForm):
     """A group with its members, editable here as well as on each user's page."""
 
     members = forms.ModelMultipleChoiceField(
         queryset=User.objects.order_by("username"),
         required=False,
-        widget=FilteredSelectMultiple("members", is_stacked=False),
+        widget=MembersWidget("members", is_stacked=False),
     )
 
     class Meta:
@@ -116,6 +127,11 @@ class KvGroupAdmin(GroupAdmin):
 
 
 # --- API tokens ----------------------------------------------------------------------------------
+
+
+def _moment(moment) -> str:
+    """A token timestamp as 'YYYY-mm-dd HH:MM' in the site's time zone, or ''."""
+    return "" if moment is None else date_format(timezone.localtime(moment), "Y-m-d H:i")
 
 
 class TokenCreateForm(forms.ModelForm):
@@ -212,9 +228,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "name",
         "scope_list",
         "prefix",
-        "created_at",
-        "expires_at",
-        "revoked_at",
+        "created",
+        "expires",
+        "revoked",
         "active",
     )
     list_filter = (TokenStatusFilter,)
@@ -262,6 +278,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def scope_list(self, token: ApiToken) -> str:
         return ", ".join(token.scopes)
 
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, token: ApiToken) -> str:
+        return _moment(token.created_at)
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expires(self, token: ApiToken) -> str:
+        return _moment(token.expires_at) or self.get_empty_value_display()
+
+    @admin.display(description="Revoked", ordering="revoked_at")
+    def revoked(self, token: ApiToken) -> str:
+        return _moment(token.revoked_at) or self.get_empty_value_display()
+
     @admin.display(description="Active", boolean=True)
     def active(self, token: ApiToken) -> bool:
         return token.is_active()
@@ -284,7 +312,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 ),
                 messages.SUCCESS,
             )
-        return redirect("admin:accounts_apitoken_change", obj.pk)
+        return redirect("admin:accounts_apitoken_change", quote(obj.pk))  # ids hold "_"
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # Every save shows the new token's page, where its secret is: no "add another".
+        context = {"show_save_and_add_another": False, "show_save_and_continue": False}
+        context.update(extra_context or {})
+        return super().add_view(request, form_url, extra_context=context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         context = {"kv_can_revoke": self.has_revoke_permission(request), **(extra_context or {})}

@@ -51,7 +51,6 @@ class ModeGridWidget(forms.Widget):
     """
 
     template_name = "admin/kv/widgets/mode_grid.html"
-    use_fieldset = True
 
     class Media:
         js = ("kvsite/mode-grid.js",)
@@ -299,11 +298,12 @@ class EntryChangeForm(EntryForm):
     clear_expiry = forms.BooleanField(
         label="Remove the expiry", required=False, help_text="The key will never expire."
     )
-    owner = principal_field("Owner", "The owner's permissions are the grid's first row.")
-    group = principal_field("Group", "Members of this group get the grid's second row.")
+    owner = principal_field("Owner", "Gets the grid's first row.")
+    group = principal_field("Group", "Its members get the second row.")
     mode = ModeField(
         label="Mode",
-        help_text="Who may create (c), delete (d), write (w) and read (r) the key.",
+        help_text="Who may create (c), delete (d), write (w) and read (r) the key; "
+        "everyone else gets the others row.",
     )
     expected_version = forms.UUIDField(widget=forms.HiddenInput, required=False)
 
@@ -312,7 +312,9 @@ class EntryChangeForm(EntryForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.initial["value"] = json_pretty(self.instance.value)
+        pretty = json_pretty(self.instance.value)
+        self.initial["value"] = pretty
+        self.fields["value"].widget.attrs["rows"] = min(max(pretty.count("\n") + 2, 6), 24)
         self.initial["expected_version"] = self.instance.version
         self.fields["ttl"].help_text = f"{TTL_HELP} Empty: keep the current expiry."
         self._principals_init(self.instance)
@@ -450,7 +452,9 @@ class PrefixSchemaForm(ServiceForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None:
-            self.initial["schema"] = json.dumps(self.instance.schema, indent=2, ensure_ascii=False)
+            pretty = json.dumps(self.instance.schema, indent=2, ensure_ascii=False)
+            self.initial["schema"] = pretty
+            self.fields["schema"].widget.attrs["rows"] = min(max(pretty.count("\n") + 2, 6), 30)
 
     def clean_prefix(self) -> str:
         prefix = _prefix_clean(self.cleaned_data["prefix"])

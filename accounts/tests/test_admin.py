@@ -1,0 +1,195 @@
+"""The accounts admin: tokens are issued through accounts.services (the secret shown once, only
+its hash stored) and revoked with an action; groups show and edit their members."""
+
+import re
+
+import pytest
+from django.contrib.admin.utils import quote
+from django.contrib.auth.models import Group, Permission
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from accounts.models import ApiToken, User
+from accounts.services import token_create
+from accounts.tokens import token_hash
+from kv import services
+
+pytestmark = pytest.mark.django_db
+
+SECRET = re.compile(r"kvs_[A-Za-z0-9_-]{20,}")
+TOKENS = "admin:accounts_apitoken_changelist"
+
+
+def bearer(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def reads_ok(secret: str) -> int:
+    """The API's answer to a read of the key `k` with this token."""
+    return bearer(secret).get("/api/v1/kv/k").status_code
+
+
+@pytest.fixture
+def root_client(client, root_user):
+    client.force_login(root_user)
+    services.entry_put(key="k", value="1")
+    return client
+
+
+@pytest.fixture
+def staff_client(client, db):
+    user = User.objects.create_user(username="bob", password="bob-password-1", is_staff=True)
+    codenames = ["view_apitoken", "add_apitoken"]
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def token_url(token: ApiToken, view: str = "change") -> str:
+    """The admin URL of a token (the admin quotes ids: their '_' is an escape character)."""
+    return reverse(f"admin:accounts_apitoken_{view}", args=[quote(token.pk)])
+
+
+def add_token(client, **data):
+    form = {"name": "", "prefix": "", "expires_in": "", **data}
+    return client.post(reverse("admin:accounts_apitoken_add"), form)
+
+
+# --- creating ------------------------------------------------------------------------------------
+
+
+def test_creating_a_token_shows_the_secret_once_and_stores_only_its_hash(root_client, root_user):
+    response = add_token(
+        root_client, user=root_user.pk, name="ci", scopes=["read", "write"], expires_in="3600"
+    )
+    token = ApiToken.objects.get(name="ci")
+    assert response.status_code == 302
+    assert response["Location"] == token_url(token)
+
+    page = root_client.get(response["Location"]).content.decode()
+    secrets_shown = SECRET.findall(page)
+    assert len(secrets_shown) == 1
+    secret = secrets_shown[0]
+    assert "copy it now; it is not stored" in page
+    assert token.secret_hash == token_hash(secret)
+    assert secret not in repr(list(ApiToken.objects.values()))  # only the hash is stored
+    assert (token.scopes, token.prefix) == (["read", "write"], None)
+    assert token.expires_at is not None
+    assert reads_ok(secret) == 200
+
+    again = root_client.get(response["Location"]).content.decode()
+    assert secret not in again and not SECRET.search(again)  # once only
+    assert token.secret_hash not in again  # the hash is never shown either
+    listing = root_client.get(reverse(TOKENS)).content.decode()
+    assert token.pk in listing and token.secret_hash not in listing
+
+
+def test_a_prefix_confines_the_new_token(root_client, root_user):
+    response = add_token(root_client, user=root_user.pk, scopes=["read"], prefix="app/")
+    token = ApiToken.objects.get()
+    assert response.status_code == 302 and token.prefix == "app/"
+    secret = SECRET.search(root_client.get(response["Location"]).content.decode()).group()
+    assert reads_ok(secret) == 403  # `k` lies outside app/
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        pytest.param({"scopes": []}, "scopes", id="no-scope"),
+        pytest.param({"scopes": ["read"], "prefix": "/app"}, "prefix", id="bad-prefix"),
+        pytest.param({"scopes": ["read"], "expires_in": "0"}, "expires_in", id="bad-expiry"),
+        pytest.param({"scopes": ["root-powers"]}, "scopes", id="unknown-scope"),
+    ],
+)
+def test_bad_token_input_is_a_form_error(root_client, root_user, data, field):
+    response = add_token(root_client, user=root_user.pk, **data)
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert not ApiToken.objects.exists()
+
+
+def test_staff_issue_tokens_for_themselves_and_no_more_than_their_own_scopes(
+    staff_client, root_user
+):
+    bob = User.objects.get(username="bob")
+    response = add_token(staff_client, user=root_user.pk, scopes=["read"])
+    assert "user" in response.context["adminform"].form.errors  # not for someone else
+    response = add_token(staff_client, user=bob.pk, scopes=["admin:acl"])
+    assert "cannot grant scopes it lacks" in str(response.context["adminform"].form.errors)
+    assert not ApiToken.objects.exists()
+    assert add_token(staff_client, user=bob.pk, scopes=["read"]).status_code == 302
+    assert ApiToken.objects.get().user == bob
+
+
+# --- viewing and revoking ------------------------------------------------------------------------
+
+
+def test_the_revoke_action_makes_the_token_fail_with_401(root_client, root_user):
+    issued = token_create(user=root_user, scopes=["read"], name="old")
+    other = token_create(user=root_user, scopes=["read"], name="kept")
+    assert reads_ok(issued.secret) == 200
+    data = {"action": "revoke_tokens", "_selected_action": [issued.token.pk]}
+    response = root_client.post(reverse(TOKENS), data, follow=True)
+    assert "Revoked 1 token" in response.content.decode()
+    assert ApiToken.objects.get(pk=issued.token.pk).revoked_at is not None
+    assert reads_ok(issued.secret) == 401
+    assert reads_ok(other.secret) == 200
+
+
+@pytest.mark.parametrize("token_id", ["tok_2400aa11bb22cc33", "tok_0123456789abcdef"])
+def test_the_token_page_is_read_only_offers_revoke_and_no_delete(
+    root_client, root_user, token_id, monkeypatch
+):
+    # "_24" is an escape ("$") in admin URLs: such an id must still find its token.
+    monkeypatch.setattr("accounts.services.token_id_new", lambda: token_id)
+    issued = token_create(user=root_user, scopes=["read"], name="ci")
+    change = token_url(issued.token)
+    page = root_client.get(change).content.decode()
+    assert 'name="name"' not in page  # no editable field
+    assert "Revoke this token" in page and issued.token.secret_hash not in page
+    assert root_client.post(change, {"name": "renamed"}).status_code == 403
+    delete = token_url(issued.token, "delete")
+    assert root_client.post(delete, {"post": "yes"}).status_code == 403
+    assert ApiToken.objects.get().name == "ci"
+    actions = root_client.get(reverse(TOKENS)).context["action_form"].fields["action"].choices
+    assert [name for name, _ in actions if name] == ["revoke_tokens"]
+
+
+def test_the_token_list_filters_by_status(root_client, root_user):
+    active = token_create(user=root_user, scopes=["read"], name="active")
+    revoked = token_create(user=root_user, scopes=["read"], name="revoked")
+    root_client.post(
+        reverse(TOKENS), {"action": "revoke_tokens", "_selected_action": [revoked.token.pk]}
+    )
+    shown = root_client.get(reverse(TOKENS), {"status": "revoked"}).context["cl"].result_list
+    assert [t.pk for t in shown] == [revoked.token.pk]
+    shown = root_client.get(reverse(TOKENS), {"status": "active"}).context["cl"].result_list
+    assert [t.pk for t in shown] == [active.token.pk]
+
+
+# --- users and groups ----------------------------------------------------------------------------
+
+
+def test_the_group_page_shows_and_edits_its_members(root_client):
+    alice = User.objects.create_user(username="alice")
+    carol = User.objects.create_user(username="carol")
+    group = Group.objects.create(name="ops")
+    alice.groups.add(group)
+    change = reverse("admin:auth_group_change", args=[group.pk])
+    form = root_client.get(change).context["adminform"].form
+    assert list(form.initial["members"]) == [alice.pk]
+    response = root_client.post(change, {"name": "ops", "members": [carol.pk], "permissions": []})
+    assert response.status_code == 302
+    assert list(group.user_set.values_list("username", flat=True)) == ["carol"]
+    listing = root_client.get(reverse("admin:auth_group_changelist"))
+    assert listing.context["cl"].result_list[0].kv_members == 1
+
+
+def test_the_user_page_lists_the_users_tokens_without_secrets(root_client, root_user):
+    issued = token_create(user=root_user, scopes=["read"], name="laptop")
+    page = root_client.get(reverse("admin:accounts_user_change", args=[root_user.pk]))
+    html = page.content.decode()
+    assert issued.token.pk in html and "laptop" in html
+    assert issued.token.secret_hash not in html and issued.secret not in html

@@ -1,0 +1,62 @@
+"""Who the admin acts as, in the ACL's terms, and which entries that caller may read."""
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.db.models.lookups import GreaterThan
+
+from ..acl import SYSTEM, Caller, mode_bit
+
+ACL_ADMIN_PERMISSION = "kv.change_aclrule"
+
+
+def admin_caller(request) -> Caller:
+    """The admin user as a Caller, built like the API's `request_caller`.
+
+    Superusers bypass ACLs. Other staff act as their username and groups; a Django permission to
+    change ACL rules makes them an ACL admin (like the API's `admin:acl` scope): they may change
+    any entry's owner, group and mode.
+    """
+    if not settings.KVS_AUTH_ENABLED:
+        return SYSTEM
+    cached = getattr(request, "_kv_caller", None)
+    if cached is None:
+        user = request.user
+        cached = Caller(
+            username=user.username,
+            groups=frozenset(user.groups.values_list("name", flat=True)),
+            superuser=user.is_superuser,
+            acl_admin=user.is_superuser or user.has_perm(ACL_ADMIN_PERMISSION),
+        )
+        request._kv_caller = cached
+    return cached
+
+
+def _grants(who: str, perm: str) -> Q:
+    bit = mode_bit(who, perm)
+    return Q(GreaterThan(F("mode").bitand(bit), 0))
+
+
+def readable_by(caller: Caller) -> Q:
+    """A filter of the records whose mode lets `caller` read them (kv.acl.caller_may in SQL).
+
+    The caller's class decides alone: the owner gets the owner bits even if the group bits
+    would allow more, as in caller_class.
+    """
+    if caller.bypass:
+        return Q()
+    branches = []
+    not_owner = Q()
+    if caller.username is not None:
+        is_owner = Q(owner=caller.username)
+        branches.append(is_owner & _grants("owner", "r"))
+        not_owner = ~is_owner
+    not_member = Q()
+    if caller.groups:
+        in_group = Q(group__in=sorted(caller.groups))
+        branches.append(not_owner & in_group & _grants("group", "r"))
+        not_member = ~in_group
+    branches.append(not_owner & not_member & _grants("others", "r"))
+    readable = branches[0]
+    for branch in branches[1:]:
+        readable |= branch
+    return readable

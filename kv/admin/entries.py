@@ -1,0 +1,316 @@
+"""The entry admin: a folder browser over the live keys; adds, changes and deletes go through
+kv.services with the admin user's ACL, exactly as the API's writes do."""
+
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.admin import actions
+from django.contrib.admin.views.main import IS_POPUP_VAR, ChangeList
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import StrIndex, Substr
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.dateformat import format as date_format
+from django.utils.html import format_html
+
+from kvsite.exceptions import KvsError
+
+from .. import selectors, services
+from ..acl import Caller, mode_format
+from ..forms import EntryAddForm, EntryChangeForm, json_pretty
+from ..keys import prefix_successor, prefix_validate
+from ..models import Entry
+from .access import admin_caller, readable_by
+
+FOLDER_PARAM = "prefix"  # the folder being browsed, e.g. app/config/
+FLAT_PARAM = "flat"  # list every key below the folder, not only those directly in it
+MAX_FOLDERS = 500
+PREVIEW_CHARS = 60
+
+
+def ms_datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def ms_display(ms: int | None) -> str:
+    """Milliseconds since the epoch as 'YYYY-mm-dd HH:MM:SS' (UTC), or ''."""
+    moment = ms_datetime(ms)
+    return "" if moment is None else date_format(moment, "Y-m-d H:i:s")
+
+
+def value_preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
+    if text is None:
+        return ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def folder_from_request(request) -> tuple[str, str | None]:
+    """The folder in the query string, or ('', why it is invalid)."""
+    raw = request.GET.get(FOLDER_PARAM, "")
+    try:
+        return prefix_validate(raw), None
+    except KvsError as exc:
+        return "", exc.detail
+
+
+def folder_crumbs(prefix: str) -> list[dict]:
+    """The clickable segments of a folder: 'app/config/' -> app (app/), config (app/config/)."""
+    crumbs, path = [], ""
+    parts = prefix.split("/")
+    for i, part in enumerate(parts):
+        if not part:
+            continue
+        path += part if i == len(parts) - 1 else part + "/"
+        crumbs.append({"name": part, "prefix": path, "url": folder_url(path)})
+    return crumbs
+
+
+def folder_url(prefix: str, **extra) -> str:
+    query = {FOLDER_PARAM: prefix, **extra} if prefix else extra
+    return reverse("admin:kv_entry_changelist") + (f"?{urlencode(query)}" if query else "")
+
+
+def under(entries: QuerySet[Entry], prefix: str) -> QuerySet[Entry]:
+    """The entries whose key starts with `prefix`, as a key range (LIKE ignores case on SQLite)."""
+    if not prefix:
+        return entries
+    upper = prefix_successor(prefix)
+    entries = entries.filter(key__gte=prefix)
+    return entries.filter(key__lt=upper) if upper else entries
+
+
+def _slash_after(prefix: str) -> StrIndex:
+    """Position (1-based) of the first '/' after `prefix` in the key; 0 if there is none."""
+    return StrIndex(Substr("key", len(prefix) + 1), Value("/"))
+
+
+def directly_in(entries: QuerySet[Entry], prefix: str) -> QuerySet[Entry]:
+    """The entries of the folder itself, not of its subfolders."""
+    return under(entries, prefix).annotate(kv_slash=_slash_after(prefix)).filter(kv_slash=0)
+
+
+def subfolders(entries: QuerySet[Entry], prefix: str, *, limit: int = MAX_FOLDERS) -> list[str]:
+    """The folders directly below `prefix` that hold at least one of `entries` (e.g. 'app/db/')."""
+    rows = (
+        under(entries, prefix)
+        .annotate(kv_slash=_slash_after(prefix))
+        .filter(kv_slash__gt=0)
+        .annotate(kv_folder=Substr("key", 1, F("kv_slash") + len(prefix)))
+        .order_by("kv_folder")
+        .values_list("kv_folder", flat=True)
+        .distinct()
+    )
+    return list(rows[:limit])
+
+
+def visible_entries(caller: Caller) -> QuerySet[Entry]:
+    """Live entries `caller` may read (live_entries leaves out the cluster's reserved keys)."""
+    return selectors.live_entries().filter(readable_by(caller))
+
+
+class EntryChangeList(ChangeList):
+    """The change list of one folder: its own keys, or with ?flat=1 or a search, all below it."""
+
+    def get_filters_params(self, params=None):
+        lookup_params = super().get_filters_params(params)
+        for name in (FOLDER_PARAM, FLAT_PARAM):
+            lookup_params.pop(name, None)
+        return lookup_params
+
+    def get_queryset(self, request, exclude_parameters=None):
+        entries = super().get_queryset(request, exclude_parameters)
+        prefix, _ = folder_from_request(request)
+        if self.query or FLAT_PARAM in self.params:
+            return under(entries, prefix)
+        return directly_in(entries, prefix)
+
+
+@admin.register(Entry)
+class EntryAdmin(admin.ModelAdmin):
+    form = EntryChangeForm
+    add_form = EntryAddForm
+    list_display = ("key_link", "value_short", "owner", "group", "mode_short", "updated", "expires")
+    list_display_links = ("key_link",)
+    search_fields = ("key",)
+    search_help_text = "Finds keys containing this text, in this folder and below."
+    ordering = ("key",)
+    list_per_page = 100
+    empty_value_display = "—"
+    actions = ("delete_selected",)
+    version_fields = ("version", "revision", "updated", "expires", "origin")
+    version_lines = ("version", ("revision", "origin"), ("updated", "expires"))
+    add_fieldsets = (
+        (
+            None,
+            {
+                "fields": ("key", "value", "ttl"),
+                "description": "The new key is yours. Its group and mode come from the ACL rule "
+                "covering it (else the default mode); you can change them on the next page.",
+            },
+        ),
+    )
+
+    # --- the list ------------------------------------------------------------------------------
+
+    def get_queryset(self, request):
+        return visible_entries(admin_caller(request))
+
+    def get_changelist(self, request, **kwargs):
+        return EntryChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        prefix, problem = folder_from_request(request)
+        if problem:
+            self.message_user(request, f"Showing all keys: {problem}", messages.WARNING)
+        flat = FLAT_PARAM in request.GET
+        keep = {FLAT_PARAM: 1} if flat else {}
+        folders = subfolders(self.get_queryset(request), prefix)
+        context = {
+            "title": f"Entries in {prefix}" if prefix else "Entries",
+            "kv_prefix": prefix,
+            "kv_root_url": folder_url(""),
+            "kv_crumbs": folder_crumbs(prefix),
+            "kv_folders": [
+                {"name": f[len(prefix) :], "url": folder_url(f, **keep)} for f in folders
+            ],
+            "kv_more_folders": len(folders) == MAX_FOLDERS,
+            "kv_flat": flat,
+            "kv_toggle_url": folder_url(prefix) if flat else folder_url(prefix, **{FLAT_PARAM: 1}),
+            "kv_add_url": reverse("admin:kv_entry_add")
+            + (f"?{urlencode({'key': prefix})}" if prefix else ""),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=context)
+
+    @admin.display(description="Key", ordering="key")
+    def key_link(self, entry: Entry) -> str:
+        return format_html('<span class="kv-mono">{}</span>', entry.key)
+
+    @admin.display(description="Value")
+    def value_short(self, entry: Entry) -> str:
+        return format_html('<code class="kv-preview">{}</code>', value_preview(entry.value))
+
+    @admin.display(description="Value")
+    def value_pretty(self, entry: Entry) -> str:
+        return format_html('<pre class="kv-json">{}</pre>', json_pretty(entry.value))
+
+    @admin.display(description="Mode", ordering="mode")
+    def mode_short(self, entry: Entry) -> str:
+        return format_html('<code class="kv-mode-string">{}</code>', mode_format(entry.mode))
+
+    @admin.display(description="Updated (UTC)", ordering="hlc")
+    def updated(self, entry: Entry) -> str:
+        return ms_display(entry.timestamp)
+
+    @admin.display(description="Expires (UTC)", ordering="expires_at")
+    def expires(self, entry: Entry) -> str:
+        return ms_display(entry.expires_at) or self.get_empty_value_display()
+
+    # --- the form ------------------------------------------------------------------------------
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.add_fieldsets
+        if not self.has_change_permission(request, obj):  # view only: no form fields at all
+            return (
+                (None, {"fields": ("key", "value_pretty"), "classes": ["kv-main"]}),
+                ("Access", {"fields": (("owner", "group"), "mode_short"), "classes": ["kv-side"]}),
+                ("Current version", {"fields": self.version_lines, "classes": ["kv-side"]}),
+            )
+        expiry = ("ttl", "clear_expiry") if obj.expires_at is not None else ("ttl",)
+        main = ("key", "value", expiry, "expected_version")
+        return (
+            (None, {"fields": main, "classes": ["kv-main"]}),
+            (
+                "Access",
+                {
+                    "fields": (("owner", "group"), "mode"),
+                    "classes": ["kv-side"],
+                    "description": "Only the key's owner (or an ACL admin) may change these.",
+                },
+            ),
+            ("Current version", {"fields": self.version_lines, "classes": ["kv-side"]}),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("key", *self.version_fields)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        form = super().get_form(request, obj, **kwargs)
+        form.caller = admin_caller(request)  # a fresh class per request: safe to set
+        return form
+
+    def save_model(self, request, obj, form, change):
+        """Nothing left to do: the form wrote through kv.services while validating."""
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Like Django's user admin: after adding, continue to the full form (owner, group, mode).
+        if "_addanother" in request.POST or IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        request.POST = request.POST.copy()
+        request.POST["_continue"] = 1
+        super().response_add(request, obj, post_url_continue)  # its message; not its ?key=
+        return redirect("admin:kv_entry_change", obj.pk)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk is not None:
+            context["kv_history"] = self._history(request, obj)
+            folder, _, name = obj.key.rpartition("/")
+            context["kv_crumbs"] = folder_crumbs(folder + "/")
+            context["kv_name"] = name
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _history(self, request, obj: Entry) -> list[dict]:
+        try:
+            entry, previous = selectors.entry_history(key=obj.key, caller=admin_caller(request))
+        except KvsError:
+            return []
+        return [
+            {
+                "current": version is entry,
+                "version": version.version,
+                "time": ms_display(version.timestamp),
+                "deleted": version.deleted,
+                "preview": value_preview(version.value),
+                "full": json_pretty(version.value),
+                "mode": mode_format(version.mode),
+                "origin": version.origin,
+            }
+            for version in [entry, *previous]
+        ]
+
+    # --- deletes: tombstones through the service -----------------------------------------------
+
+    def delete_model(self, request, obj):
+        services.entry_delete(key=obj.key, caller=admin_caller(request))
+
+    def delete_queryset(self, request, queryset):
+        keys = list(queryset.values_list("key", flat=True))
+        services.entry_delete_many(keys=keys, caller=admin_caller(request))
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except KvsError as exc:  # refused by the ACL: rolled back, nothing was logged
+            self.message_user(request, f"Not deleted: {exc.detail}", messages.ERROR)
+            return redirect("admin:kv_entry_change", object_id)
+
+    @admin.action(description="Delete selected entries", permissions=["delete"])
+    def delete_selected(self, request, queryset):
+        """Django's confirmation page, then one all-or-nothing service call."""
+        if not request.POST.get("post"):
+            return actions.delete_selected(self, request, queryset)
+        doomed = list(queryset)
+        try:
+            self.delete_queryset(request, queryset)
+        except KvsError as exc:
+            self.message_user(request, f"Nothing was deleted: {exc.detail}", messages.ERROR)
+            return None
+        self.log_deletions(request, doomed)
+        self.message_user(
+            request, f"Deleted {len(doomed)} entries (their history is kept).", messages.SUCCESS
+        )
+        return None
