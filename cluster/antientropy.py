@@ -35,6 +35,7 @@ class SyncReport:
     """What one anti-entropy exchange did."""
 
     equal: bool = False
+    peer_syncing: bool = False  # the peer is itself still in its first sync
     messages: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
@@ -69,7 +70,7 @@ def merkle_sync(transport: Transport, peer_url: str) -> SyncReport:
     """Make this node and the peer agree; safe to repeat (applying is idempotent)."""
     report = SyncReport()
     link = _Counted(transport, report)
-    buckets = _differing_buckets(link, peer_url, selectors.merkle_leaves())
+    buckets = _differing_buckets(link, peer_url, selectors.merkle_leaves(), report)
     if buckets is None:
         report.equal = True
         return report
@@ -84,12 +85,15 @@ def merkle_sync(transport: Transport, peer_url: str) -> SyncReport:
     return report
 
 
-def _differing_buckets(link: _Counted, peer_url: str, leaves: dict[int, str]) -> list[int] | None:
+def _differing_buckets(
+    link: _Counted, peer_url: str, leaves: dict[int, str], report: SyncReport
+) -> list[int] | None:
     """The buckets whose hashes differ from the peer's, or None when the roots agree."""
     level, nodes = 0, [0]
     depth = tree_depth()
     while True:
         answer = link.send(peer_url, MERKLE_PATH, {"level": level, "nodes": nodes})
+        report.peer_syncing = report.peer_syncing or bool(answer.get("syncing"))
         differing = [
             node
             for node, theirs in zip(nodes, answer["hashes"], strict=True)
@@ -117,8 +121,13 @@ def _push_keys(link: _Counted, peer_url: str, keys: list[str]) -> int:
 
 def merkle_answer(*, level: int, nodes: list[int]) -> dict:
     """This node's hashes of the tree nodes asked for."""
+    from .node import node_syncing
+
     leaves = selectors.merkle_leaves()
-    return {"hashes": [node_hash(leaves, level, node) for node in nodes]}
+    answer: dict = {"hashes": [node_hash(leaves, level, node) for node in nodes]}
+    if level == 0:
+        answer["syncing"] = node_syncing()  # a syncing peer cannot end someone else's sync
+    return answer
 
 
 def digests_answer(*, buckets: list[int], digests: list[Digest]) -> dict:

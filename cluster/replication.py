@@ -13,7 +13,6 @@ import logging
 import threading
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import F
 from django.db.models.functions import Greatest
 
@@ -27,7 +26,8 @@ from .models import PeerCursor
 from .transport import Transport
 
 log = logging.getLogger(__name__)
-PUSH_LOCK_TTL_S = 30
+_peer_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
 
 
 def cursor_get(node_id: str) -> int:
@@ -42,15 +42,18 @@ def cursor_advance(node_id: str, revision: int) -> None:
 def replicate_push(transport: Transport, peer: MemberState) -> int:
     """Send `peer` every change past its cursor; return how many versions were sent.
 
-    One pusher per peer at a time (a lock in the node's Redis); another caller returns 0.
+    One pusher per peer at a time in this process (pushes run in the node's one Celery worker);
+    another caller returns 0. A second process pushing too would only resend versions, which the
+    peer ignores, and cursors only move forward.
     """
-    lock = f"kvs:push:{peer.node_id}"
-    if not cache.add(lock, 1, timeout=PUSH_LOCK_TTL_S):
+    with _locks_guard:
+        lock = _peer_locks.setdefault(peer.node_id, threading.Lock())
+    if not lock.acquire(blocking=False):
         return 0
     try:
         return _push_from_cursor(transport, peer)
     finally:
-        cache.delete(lock)
+        lock.release()
 
 
 def _push_from_cursor(transport: Transport, peer: MemberState) -> int:

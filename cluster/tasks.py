@@ -77,6 +77,6 @@ def anti_entropy_round() -> bool:
             "anti-entropy with %s: %d buckets differed, pulled %d, pushed %d",
             peer.node_id, len(report.buckets), report.pulled, report.pushed,
         )  # fmt: skip
-    if node_syncing():
+    if node_syncing() and not report.peer_syncing:
         node_syncing_set(False)
     return True

@@ -11,6 +11,7 @@ from .models import Entry
 
 # Expiry tombstones take their id from the expired version, so every node derives the same one.
 EXPIRY_NAMESPACE = uuid.UUID("6f0c3c1e-7d1b-4d8e-9a57-2b1f4e9c0a11")
+EXPIRY_JOINED_AT = 2**63 - 1  # later than any node's join time: expiry loses every tie
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,16 @@ def expiry_tombstone(expired: Version) -> Version:
 
     Its hlc is the expired version's hlc + 1, not the expiry time: a write that replaced the
     version before it expired (hlc greater than the version's) must still beat the tombstone on a
-    node that sees the expiry first and that write later.
+    node that sees the expiry first and that write later. A write can tie at exactly hlc + 1 (a
+    lagging clock that just saw the expired version), so the tombstone also claims the latest
+    possible join time: it loses every tie with a real write.
     """
     return Version(
         key=expired.key,
         version=uuid.uuid5(EXPIRY_NAMESPACE, str(expired.version)),
         hlc=expired.hlc + 1,
         origin=expired.origin,
-        origin_joined_at=expired.origin_joined_at,
+        origin_joined_at=EXPIRY_JOINED_AT,
         deleted=True,
         value=None,
         expires_at=None,

@@ -141,4 +141,17 @@ def test_the_answering_side_gives_newer_versions_and_wants_older_ones():
     assert [v["key"] for v in answer["versions"]] == ["a"]
     assert sorted(answer["want"]) == ["b", "c"]
     assert str(stored_b.version) != str(newer_b.version)
-    assert merkle_answer(level=0, nodes=[0]) == {"hashes": [selectors.store_state().merkle_root]}
+    assert merkle_answer(level=0, nodes=[0]) == {
+        "hashes": [selectors.store_state().merkle_root],
+        "syncing": False,
+    }
+
+
+def test_a_sync_with_a_peer_that_is_itself_syncing_says_so():
+    class SyncingPeer(MemoryPeer):
+        def send(self, url, path, payload):
+            answer = super().send(url, path, payload)
+            return {**answer, "syncing": True} if path == MERKLE_PATH else answer
+
+    report = merkle_sync(SyncingPeer([]), "http://peer")
+    assert report.equal and report.peer_syncing

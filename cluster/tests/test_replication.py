@@ -135,7 +135,7 @@ def test_malformed_messages_get_400(client, node, path, payload):
 def test_merkle_and_digest_answers(client, node):
     services.entry_put(key="a", value="1")
     root = orjson.loads(post(client, MERKLE_PATH, {"level": 0, "nodes": [0]}).content)
-    assert root == {"hashes": [selectors.store_state().merkle_root]}
+    assert root == {"hashes": [selectors.store_state().merkle_root], "syncing": False}
     bucket = Entry.objects.get(key="a").bucket
     answer = orjson.loads(post(client, DIGESTS_PATH, {"buckets": [bucket], "digests": []}).content)
     assert [v["key"] for v in answer["versions"]] == ["a"] and answer["want"] == []

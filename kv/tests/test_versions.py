@@ -57,3 +57,9 @@ def test_a_write_that_replaced_a_version_beats_its_expiry_tombstone():
 def test_wire_form_round_trips():
     v = make(value='{"a":1}', expires_at=7, owner="alice", group="ops", mode=3889)
     assert Version.from_wire(v.as_wire()) == v
+
+
+def test_a_write_that_ties_with_the_expiry_tombstone_still_wins():
+    expired = make(hlc=1000, joined=5, value='"x"', expires_at=5000)
+    tie = make(hlc=1001, joined=9, value='"y"')  # a lagging node's write right after the first
+    assert version_newer(tie, expiry_tombstone(expired))
