@@ -1,4 +1,12 @@
-"""`kvs`: the command line. `kvs up` runs a local cluster in the foreground."""
+"""`kvs`: the command line. `kvs up` runs a local cluster in the foreground.
+
+Once the cluster is up, a node whose web server, Celery worker or Redis dies is restarted with the
+same environment and data (its surviving web server and worker are stopped first; its Redis is
+started again only if it died), after `--restart-delay` (1 s) doubled for each restart of that
+node in the last minute. The other nodes keep running meanwhile. A node that dies again after
+RESTART_LIMIT restarts within a minute stops the whole cluster (exit 1), as does any death during
+startup, and any death at all with `--no-restart`. SIGINT/SIGTERM stop everything (exit 0).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -27,6 +36,10 @@ LOG_TAIL_LINES = 30
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 ROLE_LOGS = {"migrate": "web", "bootstrap": "web"}
 PR_SET_CHILD_SUBREAPER = 36
+RESTART_DELAY_S = 1.0  # the first restart of a node waits this long; each further one twice that
+RESTART_DELAY_MAX_S = 30.0
+RESTART_WINDOW_S = 60.0
+RESTART_LIMIT = 5  # restarts of one node within RESTART_WINDOW_S before the launcher gives up
 
 
 class Stopped(Exception):
@@ -45,6 +58,8 @@ class Node:
     port: int
     dir: Path
     env: dict[str, str]
+    restarts: deque[float] = field(default_factory=deque)  # monotonic times of recent restarts
+    restart_due: float | None = None  # when a pending restart may start (monotonic)
 
     @property
     def name(self) -> str:
@@ -68,6 +83,7 @@ class Child:
     log: Path
     proc: subprocess.Popen
     one_shot: bool = False
+    node: Node | None = None
 
 
 class Supervisor:
@@ -76,6 +92,8 @@ class Supervisor:
     def __init__(self) -> None:
         self.children: list[Child] = []
         self.stop_signal: int | None = None
+        # While true, `checkpoint` treats a dead server child as fatal; a Restarter clears it.
+        self.deaths_fatal = True
 
     def adopt_orphans(self) -> None:
         """On Linux, become the subreaper of our descendants so we can reap their orphans.
@@ -135,7 +153,7 @@ class Supervisor:
                 stderr=out,
                 start_new_session=True,
             )
-        child = Child(f"{node.name} {role}", role, log, proc, one_shot)
+        child = Child(f"{node.name} {role}", role, log, proc, one_shot, node)
         self.children.append(child)
         return child
 
@@ -152,21 +170,50 @@ class Supervisor:
         return output.decode() if capture else ""
 
     def checkpoint(self) -> None:
-        """Raise Stopped if a stop signal arrived, LaunchError if a server child has exited."""
+        """Raise Stopped if a stop signal arrived; LaunchError if a server child has exited
+        while deaths are fatal."""
         if self.stop_signal is not None:
             raise Stopped()
         self.reap()
-        for child in self.children:
-            if not child.one_shot and child.proc.poll() is not None:
-                raise LaunchError(
-                    _failure(child, f"exited unexpectedly (exit {child.proc.returncode})")
-                )
+        if self.deaths_fatal:
+            for child in self.dead():
+                raise LaunchError(_failure(child, f"exited unexpectedly ({_exit(child)})"))
 
-    def watch(self) -> None:
-        """Block until a stop signal arrives or a child dies."""
+    def dead(self, node: Node | None = None) -> list[Child]:
+        """The server children (of `node`, or of any node) that have exited."""
+        return [
+            c
+            for c in self.children
+            if not c.one_shot and (node is None or c.node is node) and c.proc.poll() is not None
+        ]
+
+    def watch(self, restarter: Restarter | None = None) -> None:
+        """Block until a stop signal arrives or a child dies (with a restarter: until a node
+        dies too often)."""
+        if restarter is not None:
+            self.deaths_fatal = False
         while True:
             self.checkpoint()
+            if restarter is not None:
+                restarter.tend()
             time.sleep(POLL_S * 2)
+
+    def stop_children(self, children: list[Child]) -> None:
+        """Stop these children's process groups (SIGTERM, SIGKILL after STOP_GRACE_S), reap
+        them and forget them. A stop signal meanwhile raises Stopped; stop_all does the rest."""
+        deadline = time.monotonic() + STOP_GRACE_S
+        _signal_groups(children, signal.SIGTERM)
+        while any(_group_alive(c) for c in children) and time.monotonic() < deadline:
+            self.checkpoint()
+            time.sleep(0.05)
+        _signal_groups([c for c in children if _group_alive(c)], signal.SIGKILL)
+        for child in children:
+            try:
+                child.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # left for stop_all to try again
+                print(f"kvs: {child.name} (pid {child.proc.pid}) will not die", file=sys.stderr)
+                continue
+            self.children.remove(child)
 
     def stop_all(self) -> None:
         """SIGTERM every child's process group (servers before Redis), SIGKILL what outlives it."""
@@ -190,6 +237,74 @@ class Supervisor:
         self.children.clear()
 
 
+class Restarter:
+    """Restarts, with a backoff, the nodes whose processes died after the cluster came up."""
+
+    def __init__(
+        self,
+        sup: Supervisor,
+        nodes: list[Node],
+        *,
+        workers: int,
+        web_ports: range,
+        delay_s: float = RESTART_DELAY_S,
+    ) -> None:
+        self.sup, self.nodes, self.workers, self.web_ports = sup, nodes, workers, web_ports
+        self.delay_s = delay_s
+
+    def tend(self) -> None:
+        """Schedule a restart of each node with a dead process; start the restarts now due."""
+        for node in self.nodes:
+            now = time.monotonic()
+            dead = self.sup.dead(node)
+            if dead and node.restart_due is None:
+                self._schedule(node, dead, now)
+            if node.restart_due is not None and now >= node.restart_due:
+                self._restart(node)
+
+    def _schedule(self, node: Node, dead: list[Child], now: float) -> None:
+        """Stop what is left of `node` and set when it restarts; LaunchError past the limit."""
+        while node.restarts and node.restarts[0] < now - RESTART_WINDOW_S:
+            node.restarts.popleft()
+        what = ", ".join(f"{c.role} ({_exit(c)})" for c in dead)
+        if len(node.restarts) >= RESTART_LIMIT:
+            raise LaunchError(
+                _failure(
+                    dead[0],
+                    f"exited unexpectedly ({_exit(dead[0])}) after {len(node.restarts)}"
+                    f" restarts of {node.name} within {RESTART_WINDOW_S:.0f} s; giving up",
+                )
+            )
+        delay = min(self.delay_s * 2 ** len(node.restarts), RESTART_DELAY_MAX_S)
+        print(
+            f"kvs: {node.name} died: {what} exited; restarting it in {delay:g} s"
+            f" (logs: {dead[0].log})",
+            file=sys.stderr,
+            flush=True,
+        )
+        # Web and worker go together (survivors included); Redis stays unless it died itself.
+        doomed = [
+            c for c in self.sup.children if c.node is node and (c in dead or c.role != "redis")
+        ]
+        self.sup.stop_children(doomed)
+        node.restart_due = time.monotonic() + delay
+
+    def _restart(self, node: Node) -> None:
+        """Start `node`'s Redis (if it died), web server and worker again, with its data."""
+        node.restart_due = None
+        node.restarts.append(time.monotonic())
+        try:
+            if "REDIS_URL" not in os.environ and not any(
+                c.node is node and c.role == "redis" for c in self.sup.children
+            ):
+                node.env["REDIS_URL"] = start_redis(self.sup, node, self.web_ports)
+            start_servers(self.sup, node, workers=self.workers)
+        except LaunchError as error:  # counts as one more death: the next tend reschedules
+            print(f"kvs: restarting {node.name} failed: {error}", file=sys.stderr, flush=True)
+            return
+        print(f"kvs: {node.name} restarted ({len(node.restarts)} in the last minute)", flush=True)
+
+
 def _signal_groups(children: list[Child], signum: int) -> None:
     """Send `signum` to each child's whole process group."""
     for child in children:
@@ -207,6 +322,17 @@ def _group_alive(child: Child) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _exit(child: Child) -> str:
+    """How a child ended: `exit N` or the signal that killed it."""
+    code = child.proc.returncode
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
 
 
 def _failure(child: Child, what: str) -> str:
@@ -333,6 +459,8 @@ def start_redis(sup: Supervisor, node: Node, web_ports: range) -> str:
     deadline = time.monotonic() + REDIS_DEADLINE_S
     while not _answers_ping(url):
         sup.checkpoint()
+        if child.proc.poll() is not None:
+            raise LaunchError(_failure(child, f"exited before answering PING ({_exit(child)})"))
         if time.monotonic() > deadline:
             raise LaunchError(_failure(child, "did not answer PING"))
         time.sleep(POLL_S)
@@ -351,6 +479,12 @@ def start_node(sup: Supervisor, node: Node, *, workers: int, web_ports: range) -
         result = json.loads(output.strip().splitlines()[-1])
     except (IndexError, ValueError):
         raise LaunchError(f"{node.name} kvs_bootstrap printed no JSON line") from None
+    start_servers(sup, node, workers=workers)
+    return result
+
+
+def start_servers(sup: Supervisor, node: Node, *, workers: int) -> None:
+    """Start the node's web server and Celery worker (with beat) on its data and environment."""
     # uvicorn and celery run with their workers as children: one process group stops them all.
     web = ["-m", "uvicorn", "kvsite.asgi:application", "--host", "127.0.0.1"]
     web += ["--port", str(node.port), "--workers", str(workers), "--lifespan", "off"]
@@ -358,7 +492,6 @@ def start_node(sup: Supervisor, node: Node, *, workers: int, web_ports: range) -
     worker = ["-m", "celery", "-A", "kvsite", "worker", "--beat", "-P", "threads", "-c", "4"]
     worker += ["-n", f"{node.name}@%h", "--schedule", str(node.dir / "celerybeat-schedule")]
     sup.spawn(node, "worker", _python(*worker, "-l", "warning"))
-    return result
 
 
 def wait_healthy(sup: Supervisor, nodes: list[Node]) -> None:
@@ -422,7 +555,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             boots.append(start_node(sup, node, workers=args.workers, web_ports=web_ports))
         wait_healthy(sup, nodes)
         print_banner(nodes, boots, data)
-        sup.watch()
+        restarter = None
+        if args.restart:
+            restarter = Restarter(
+                sup, nodes, workers=args.workers, web_ports=web_ports, delay_s=args.restart_delay
+            )
+        sup.watch(restarter)
     except Stopped:
         print("kvs: stopping", flush=True)
         status = 0
@@ -442,6 +580,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    """argparse type: a number of seconds, at least 0."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `kvs` argument parser, one subcommand per action."""
     parser = argparse.ArgumentParser(prog="kvs", description="Run and manage kvsite nodes.")
@@ -451,6 +597,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--base-port", type=int, default=8001, help="port of node 1 (default 8001)")
     up.add_argument("--data", default="./var/cluster", help="state directory (./var/cluster)")
     up.add_argument("--workers", type=_positive, default=2, help="web workers per node (default 2)")
+    up.add_argument(
+        "--restart",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="restart a node whose process dies once the cluster is up, leaving the others"
+        " running (default); --no-restart: any death stops the whole cluster",
+    )
+    up.add_argument(
+        "--restart-delay",
+        type=_non_negative,
+        default=RESTART_DELAY_S,
+        metavar="SECONDS",
+        help=f"wait before restarting a dead node, doubled for each restart of it in the last"
+        f" minute (default {RESTART_DELAY_S:g}); after {RESTART_LIMIT} the launcher gives up",
+    )
     up.set_defaults(handler=cmd_up)
     return parser
 

@@ -1,8 +1,10 @@
-"""Shared by the integration tests: start `kvs up`, wait with deadlines, find and stop processes."""
+"""Shared by the integration tests: start `kvs up`, wait with deadlines, find, signal and stop
+processes, show node logs when a test fails."""
 
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import signal
 import socket
@@ -10,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +20,12 @@ from typing import TypeVar
 
 import httpx
 import psutil
+import pytest
 
 KVS = Path(sys.executable).with_name("kvs")
 START_DEADLINE_S = 90.0  # migrate + bootstrap + uvicorn + celery on a loaded 2-core machine
 STOP_DEADLINE_S = 20.0
+LOG_TAIL_LINES = 40
 
 T = TypeVar("T")
 
@@ -42,23 +46,55 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _ephemeral_ports() -> range:
+    """The kernel's range for outgoing connections and `bind(0)` (Linux's default if unknown)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_ports(count: int) -> int:
-    """The first of `count` consecutive loopback ports that are free right now."""
-    while True:
+    """The first of `count` consecutive loopback ports that are free right now.
+
+    They are picked outside the kernel's ephemeral range when there is room: every outgoing
+    connection (HTTP and Redis clients, node-to-node requests) and every `bind(0)` (each node's
+    embedded Redis) takes a port from that range, and on a busy machine one of them can take a
+    web port between this check and the moment the launcher's uvicorn binds it.
+    """
+    ephemeral = _ephemeral_ports()
+    for low, high in ((20000, ephemeral.start), (ephemeral.stop, 65536)):
+        if high - low < 1000:
+            continue
+        for _ in range(100):
+            base = random.randrange(low, high - count)
+            if all(_port_free(base + i) for i in range(count)):
+                return base
+    while True:  # no room outside the ephemeral range
         base = free_port()
         if base + count < 65536 and all(_port_free(base + i) for i in range(count)):
             return base
 
 
-def wait_for(check: Callable[[], T], *, timeout: float, what: str, interval: float = 0.1) -> T:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+def wait_for(
+    check: Callable[[], T],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    explain: Callable[[], object] | None = None,
+) -> T:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds (with what
+    `explain()` says about the last state, if given)."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            detail = f"; last seen: {explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
         time.sleep(interval)
 
 
@@ -88,6 +124,42 @@ class Launch:
     def output(self) -> str:
         return "".join(self.lines)
 
+    def logs(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The tail of the launcher's output and of every node's web, worker and Redis log."""
+        parts = [f"--- kvs up output (last {lines} lines)\n{_tail(self.output(), lines)}"]
+        for log in sorted(self.data.glob("node*/*.log")):
+            try:
+                text = log.read_text(errors="replace")
+            except OSError as error:
+                text = f"({error})"
+            parts.append(f"--- {log} (last {lines} lines)\n{_tail(text, lines)}")
+        return "\n".join(parts)
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def show_logs(request: pytest.FixtureRequest, launch: Launch) -> None:
+    """Print `launch.logs()` straight to the terminal, past pytest's output capture (which would
+    swallow output made after the failing test's report, e.g. in a fixture's teardown)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    text = f"\n===== node logs after {request.node.nodeid} failed =====\n{launch.logs()}\n"
+    if capture is None:
+        print(text, file=sys.stderr)
+        return
+    with capture.global_and_fixture_disabled():
+        print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def logs_on_failure(request: pytest.FixtureRequest, launch: Launch) -> Iterator[None]:
+    """Around one test (in a fixture): show the node logs if the test failed."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed:
+        show_logs(request, launch)
+
 
 def _collect(proc: subprocess.Popen, lines: list[str]) -> None:
     """Append the launcher's output lines to `lines` as they arrive."""
@@ -101,6 +173,38 @@ def health_ok(url: str) -> bool:
         return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def node_groups(launch: Launch, index: int, *, quiet: bool = False) -> set[int]:
+    """Process groups of node `index`'s web server and Celery worker, among the launcher's
+    descendants (found by the web port and the worker's `-n node{index}@` name). Unless `quiet`,
+    assert that both are there."""
+    port, name = str(launch.port + index - 1), f"node{index}@"
+    groups = set()
+    try:
+        descendants = psutil.Process(launch.proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    for proc in descendants:
+        try:
+            cmdline = proc.cmdline()
+            web = "uvicorn" in cmdline and port in cmdline
+            if web or any(arg.startswith(name) for arg in cmdline):
+                groups.add(os.getpgid(proc.pid))
+        except (psutil.Error, ProcessLookupError):
+            continue
+    groups -= {os.getpgrp(), launch.proc.pid}  # never signal ourselves or the launcher's group
+    if not quiet:
+        assert len(groups) == 2, f"expected node{index}'s web and worker groups, found {groups}"
+    return groups
+
+
+def signal_group(group: int, signum: int) -> None:
+    """Send `signum` to a process group, if it still exists."""
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        pass
 
 
 def node_processes(data: Path, ports: list[int]) -> list[psutil.Process]:
@@ -141,14 +245,17 @@ def kvs_up(
     *,
     nodes: int = 1,
     env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
     start_deadline: float = START_DEADLINE_S,
 ) -> Iterator[Launch]:
-    """Run `kvs up --nodes N` on free ports until the block ends; then kill whatever is left."""
+    """Run `kvs up --nodes N [args]` on free ports until the block ends; then kill whatever is
+    left."""
     assert KVS.exists(), f"{KVS} is missing: run `.venv/bin/pip install -e . --no-deps`"
     data, port, token = tmp_path / "cluster", free_ports(nodes), "kvs_" + secrets.token_urlsafe(32)
     child_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     child_env.update(KVS_BOOTSTRAP_TOKEN=token, **(env or {}))
     argv = [str(KVS), "up", "--nodes", str(nodes), "--base-port", str(port), "--data", str(data)]
+    argv += args
     proc = subprocess.Popen(
         argv,
         env=child_env,
