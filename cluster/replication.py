@@ -13,6 +13,7 @@ import logging
 import threading
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import F
 from django.db.models.functions import Greatest
 
@@ -27,6 +28,7 @@ from .transport import Transport
 
 log = logging.getLogger(__name__)
 _peer_locks: dict[str, threading.Lock] = {}
+_again: set[str] = set()
 _locks_guard = threading.Lock()
 
 
@@ -48,12 +50,23 @@ def replicate_push(transport: Transport, peer: MemberState) -> int:
     """
     with _locks_guard:
         lock = _peer_locks.setdefault(peer.node_id, threading.Lock())
-    if not lock.acquire(blocking=False):
-        return 0
+        if not lock.acquire(blocking=False):
+            _again.add(peer.node_id)  # the running push goes round once more for our changes
+            return 0
+    sent = 0
     try:
-        return _push_from_cursor(transport, peer)
-    finally:
-        lock.release()
+        while True:
+            sent += _push_from_cursor(transport, peer)
+            with _locks_guard:
+                if peer.node_id not in _again:
+                    lock.release()
+                    return sent
+                _again.discard(peer.node_id)
+    except BaseException:
+        with _locks_guard:
+            _again.discard(peer.node_id)
+            lock.release()
+        raise
 
 
 def _push_from_cursor(transport: Transport, peer: MemberState) -> int:
@@ -119,10 +132,15 @@ class _Debounce:
                 log.warning("could not start a push", exc_info=True)
 
 
+PUSH_PENDING = "kvs:push:pending"
+
+
 def _enqueue_push() -> None:
+    """Queue one push unless one is queued and not started yet: that one will read this commit."""
     from .tasks import replicate_push_all
 
-    replicate_push_all.apply_async(expires=settings.KVS_PUSH_INTERVAL * 5)
+    if cache.add(PUSH_PENDING, 1, timeout=settings.KVS_PUSH_INTERVAL * 5):
+        replicate_push_all.apply_async(expires=settings.KVS_PUSH_INTERVAL * 5)
 
 
 _push_soon = _Debounce(_enqueue_push, delay_s=0.01)

@@ -7,6 +7,7 @@ import threading
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 
 from kv.hlc import wall_ms
 
@@ -14,7 +15,7 @@ from . import gossip
 from .antientropy import merkle_sync
 from .config import Config
 from .node import node_syncing, node_syncing_set
-from .replication import replicate_push
+from .replication import PUSH_PENDING, replicate_push
 from .selectors import member_pick_random_alive, members_alive
 from .transport import HttpTransport, TransportError
 
@@ -48,6 +49,7 @@ def _replication_transport() -> HttpTransport:
 @shared_task(ignore_result=True)
 def replicate_push_all() -> int:
     """Push the change feed to every alive peer; the number of versions sent."""
+    cache.delete(PUSH_PENDING)  # before reading the feed: later commits queue the next push
     transport, sent = _replication_transport(), 0
     for peer in members_alive():
         try:
