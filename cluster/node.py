@@ -46,11 +46,11 @@ SYNCING_RECHECK_S = 1.0
 
 
 def node_syncing() -> bool:
-    """Whether this node is still in its first sync (cached for SYNCING_RECHECK_S)."""
+    """Whether this node is still in its first sync (a "no" is cached for SYNCING_RECHECK_S)."""
     global _syncing_seen
     deadline, syncing = _syncing_seen
     now = time.monotonic()
-    if now >= deadline:
+    if now >= deadline or syncing:  # while syncing, look every time: the end must show at once
         syncing = LocalNode.objects.filter(pk=1, syncing=True).exists()
         _syncing_seen = (now + SYNCING_RECHECK_S, syncing)
     return syncing

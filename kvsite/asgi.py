@@ -19,8 +19,19 @@ django_asgi_app = get_asgi_application()  # sets Django up; also the fallback HT
 from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
-websocket_urlpatterns: list = []
+from kv.consumers import WatchConsumer  # noqa: E402
+from kvsite.realtime import NoRouteConsumer  # noqa: E402
+from kvsite.ws_auth import CredentialMiddlewareStack  # noqa: E402
+from pubsub.consumers import PubSubConsumer  # noqa: E402
+
+# Websockets authenticate like the REST API: ?token=, Authorization: Bearer, or the session cookie.
+websocket_urlpatterns = [
+    path("ws/v1/watch", WatchConsumer.as_asgi()),
+    re_path(r"^ws/v1/pubsub/(?P<topic>(?s:.+))$", PubSubConsumer.as_asgi()),
+    re_path(r"", NoRouteConsumer.as_asgi()),  # anything else: refused with 404
+]
 
 if settings.KVS_HTTP_THREADS > 0:
     http_app = WSGIMiddleware(get_wsgi_application(), workers=settings.KVS_HTTP_THREADS)
@@ -30,6 +41,6 @@ else:
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": CredentialMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -229,13 +229,6 @@ CACHES = {
         "LOCATION": REDIS_URL,
     }
 }
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
-    }
-}
-
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -325,3 +318,42 @@ LOGGING = {
     # 4xx answers are the API working as designed; log only server errors.
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# --- Realtime (watch and pub/sub websockets) -----------------------------------------------------
+
+# The pub/sub app; it also switches on watch announcements in every process (web and Celery).
+INSTALLED_APPS += ["pubsub"]
+# Frames a socket may have waiting to be sent. Larger: a subscriber may lag further behind before
+# pub/sub messages are dropped for it (it is then sent {"type": "overflow", "dropped": n}); a watch
+# socket never drops, it pauses reading the change feed instead. Costs up to this many frames of
+# memory per slow socket.
+KVS_WS_SEND_QUEUE = env.int("KVS_WS_SEND_QUEUE", default=1000)
+# Seconds a process gathers applied entries before announcing them to watchers in one message.
+# Longer: fewer channel-layer messages under heavy writes; each watch event arrives that much later.
+KVS_WATCH_BATCH_DELAY = env.float("KVS_WATCH_BATCH_DELAY", default=0.002)
+# Largest pub/sub message (bytes of its JSON frame); larger publishes answer 413.
+KVS_PUBSUB_MAX_BYTES = env.int("KVS_PUBSUB_MAX_BYTES", default=256 * 1024)
+# Seconds a node remembers the ids of messages it delivered, so that a second copy (a retried
+# forward) is dropped. Longer: more ids kept in Redis.
+KVS_PUBSUB_DEDUPE_SECONDS = env.int("KVS_PUBSUB_DEDUPE_SECONDS", default=300)
+# Seconds a forward to a peer may take; a failed forward is tried once more, then given up.
+KVS_PUBSUB_FORWARD_TIMEOUT = env.float("KVS_PUBSUB_FORWARD_TIMEOUT", default=1.0)
+# Messages waiting per peer while it is slow or down (the oldest are dropped beyond this).
+KVS_PUBSUB_FORWARD_QUEUE = env.int("KVS_PUBSUB_FORWARD_QUEUE", default=10_000)
+# Channel layer: Redis PUB/SUB (channels_redis.pubsub) rather than the list-based core layer
+# declared above. A group send is one PUBLISH; each process subscribes once per group and hands
+# the message to its own sockets. Measured on the pub/sub fan-out bench (docs/realtime.md): about
+# 90 us of server CPU per delivered frame against about 220 us, and the core layer, which pops
+# every message with four sequential Redis round trips per process, fell behind at 10,000
+# deliveries a second. PUB/SUB keeps nothing for an absent process (at most once) and has no
+# `capacity`: the bound is each socket's send queue (KVS_WS_SEND_QUEUE), and consumers never
+# block in a group handler, so the layer's in-process queues stay short. The read timeout must
+# outlast blocking reads: redis-py's default (5 s) aborts them.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+    }
+}
+
+# --- End of Realtime -----------------------------------------------------------------------------

@@ -8,3 +8,9 @@ urlpatterns = [
     path("digests", views.DigestsApi.as_view(), name="cluster-digests"),
     path("versions", views.VersionsApi.as_view(), name="cluster-versions"),
 ]
+
+from . import pubsub_views  # noqa: E402
+
+urlpatterns += [
+    path("pubsub", pubsub_views.PubsubMessagesApi.as_view(), name="cluster-pubsub"),
+]

@@ -1,0 +1,380 @@
+"""Realtime: watch event latency on the same node and across nodes, pub/sub fan-out latency and the
+node's memory before and after, in one run.
+
+    .venv/bin/python bench/realtime_bench.py                       # the defaults below
+    .venv/bin/python bench/realtime_bench.py --subscribers 500 --rate 100 --seconds 10
+    .venv/bin/python bench/realtime_bench.py --writes 100 --stalled 0 --json out.json
+
+A 3-node cluster is started with `.venv/bin/kvs up --nodes 3` (free ports, a temporary data
+directory) and used once every node is `normal` with two alive peers.
+
+watch: one watcher of `bench/` on node1 and one on node2; --writes PUTs to node1, one at a time,
+each after the previous one's events arrived. Latency is from the PUT's answer to the event's
+arrival: on node1 (same node) and on node2 (push replication, then the watch).
+
+pub/sub: --subscribers sockets subscribe to one topic on node1 (spread over --procs receiving
+processes, with uvloop), plus --stalled sockets that complete the handshake and never read. One
+socket publishes {"data": {"t": send time}} at --rate messages/s for --seconds. Latency is from
+the publisher's send to a subscriber's receipt, over every (message, subscriber). RSS is the sum
+over node1's processes (web workers, Celery, Redis) before the subscribers connect and after the
+run, with the stalled sockets still open.
+Exit status: 0 ok, 1 some event or message was missing, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.helpers import Launch, kvs_up, node_processes, wait_for  # noqa: E402
+
+READY_DEADLINE_S = 180.0
+EVENT_DEADLINE_S = 10.0
+TOPIC = "bench/fanout"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def ws_url(launch: Launch, index: int, path: str) -> str:
+    return launch.node_url(index).replace("http://", "ws://") + path
+
+
+def cluster_ready(launch: Launch) -> bool:
+    for index in (1, 2, 3):
+        try:
+            health = httpx.get(f"{launch.node_url(index)}/health", timeout=2).json()
+            members = httpx.get(
+                f"{launch.node_url(index)}/api/v1/cluster/members",
+                headers={"Authorization": f"Bearer {launch.token}"},
+                timeout=2,
+            ).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        if health.get("mode") != "normal" or sum(m["status"] == "alive" for m in members) != 3:
+            return False
+    return True
+
+
+def node_rss(launch: Launch, index: int) -> int:
+    """Bytes resident in every process of node `index` (web, Celery, Redis)."""
+    node_dir = str(launch.data / f"node{index}")
+    total = 0
+    for proc in node_processes(launch.data, [launch.port + index - 1]):
+        try:
+            if proc.environ().get("KVS_DATA_DIR") == node_dir or node_dir in " ".join(
+                proc.cmdline()
+            ):
+                total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def node_cpu(launch: Launch, index: int) -> float:
+    """CPU seconds used so far by node `index`'s web workers and Redis (where delivery happens)."""
+    node_dir = str(launch.data / f"node{index}")
+    total = 0.0
+    for proc in node_processes(launch.data, [launch.port + index - 1]):
+        try:
+            line = " ".join(proc.cmdline())
+            mine = proc.environ().get("KVS_DATA_DIR") == node_dir or node_dir in line
+            if mine and ("spawn_main" in line or "redis-server" in line):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+# --- watch ---------------------------------------------------------------------------------------
+
+
+async def watch_latency(launch: Launch, writes: int) -> dict:
+    headers = {"Authorization": f"Bearer {launch.token}"}
+    path = "/ws/v1/watch?prefix=bench/watch/"
+    same, other = [], []
+    async with (
+        websockets.connect(ws_url(launch, 1, path), additional_headers=headers) as on1,
+        websockets.connect(ws_url(launch, 2, path), additional_headers=headers) as on2,
+        httpx.AsyncClient(base_url=launch.node_url(1), headers=headers, timeout=10) as api,
+    ):
+        await on1.recv()
+        await on2.recv()
+        for i in range(writes):
+            answer = await api.put(f"/api/v1/kv/bench/watch/{i % 50}", json={"i": i})
+            acked = time.perf_counter()
+            assert answer.status_code in (200, 201), answer.text
+            for ws, into in ((on1, same), (on2, other)):
+                event = json.loads(await asyncio.wait_for(ws.recv(), EVENT_DEADLINE_S))
+                assert event["value"] == {"i": i}, event
+                into.append((time.perf_counter() - acked) * 1000)
+    return {"same": same, "other": other}
+
+
+# --- pub/sub fan-out -----------------------------------------------------------------------------
+
+
+def receiver(
+    url: str, sockets: int, expected: int, ready, results, deadline_s: float, deflate: bool
+) -> None:
+    """A process holding `sockets` subscribers; sends back every delivery latency (ms)."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    compression = "deflate" if deflate else None
+
+    ingest: list[float] = []  # publisher's send → the node's published_at
+
+    async def one(ws, latencies: list[float], others: dict, first: bool) -> None:
+        got = 0
+        while got < expected:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "message":
+                latencies.append((time.time() - frame["data"]["t"]) * 1000)
+                if first:
+                    ingest.append(frame["published_at"] - frame["data"]["t"] * 1000)
+                got += 1
+            else:
+                others[frame["type"]] = others.get(frame["type"], 0) + 1
+
+    async def main() -> None:
+        subscribers = [
+            await websockets.connect(url, max_size=None, compression=compression)
+            for _ in range(sockets)
+        ]
+        ready.put(sockets)
+        latencies: list[float] = []
+        others: dict[str, int] = {}
+        tasks = [
+            asyncio.create_task(one(ws, latencies, others, i == 0))
+            for i, ws in enumerate(subscribers)
+        ]
+        done, pending = await asyncio.wait(tasks, timeout=deadline_s)
+        for task in pending:
+            task.cancel()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        results.put((latencies, others, usage.ru_utime + usage.ru_stime, ingest))
+        for ws in subscribers:
+            await ws.close()
+
+    asyncio.run(main())
+
+
+def stalled_socket(port: int, path: str) -> socket.socket:
+    """A websocket client that completes the handshake and never reads."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    handshake = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    sock.sendall(handshake.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+async def publish(url: str, rate: float, count: int) -> float:
+    """Publish `count` messages at `rate` per second; the achieved rate."""
+    async with websockets.connect(url) as ws:
+        drain = asyncio.create_task(_drain(ws))
+        start = time.perf_counter()
+        for i in range(count):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await ws.send(json.dumps({"data": {"t": time.time(), "i": i}}))
+        elapsed = time.perf_counter() - start
+        drain.cancel()
+    return count / elapsed if elapsed else 0.0
+
+
+async def _drain(ws) -> None:
+    async for _ in ws:
+        pass
+
+
+def fanout(launch: Launch, args) -> dict:
+    path = f"/ws/v1/pubsub/{TOPIC}?token={launch.token}"
+    url = ws_url(launch, 1, path)
+    count = int(args.rate * args.seconds)
+    rss_before = node_rss(launch, 1)
+    ctx = mp.get_context("spawn")
+    ready, results = ctx.Queue(), ctx.Queue()
+    shares = [
+        args.subscribers // args.procs + (i < args.subscribers % args.procs)
+        for i in range(args.procs)
+    ]
+    deadline = args.seconds + 60
+    procs = [
+        ctx.Process(target=receiver, args=(url, n, count, ready, results, deadline, args.deflate))
+        for n in shares
+    ]
+    for proc in procs:
+        proc.start()
+    connected = sum(ready.get(timeout=120) for _ in procs)
+    stalled = [stalled_socket(launch.port, path) for _ in range(args.stalled)]
+    time.sleep(1.0)  # subscriptions in place
+    cpu_before = node_cpu(launch, 1)
+    achieved = asyncio.run(publish(url, args.rate, count))
+    latencies: list[float] = []
+    others: dict[str, int] = {}
+    client_cpu = 0.0
+    ingest: list[float] = []
+    for _ in procs:
+        part, kinds, used, ingested = results.get(timeout=deadline + 30)
+        client_cpu += used
+        ingest = ingest or ingested  # one subscriber's view is enough
+        latencies += part
+        for kind, n in kinds.items():
+            others[kind] = others.get(kind, 0) + n
+    for proc in procs:
+        proc.join(timeout=30)
+    server_cpu = node_cpu(launch, 1) - cpu_before
+    time.sleep(1.0)
+    rss_after = node_rss(launch, 1)
+    for sock in stalled:
+        sock.close()
+    return {
+        "subscribers": connected,
+        "stalled": len(stalled),
+        "messages": count,
+        "rate": achieved,
+        "expected": count * connected,
+        "delivered": len(latencies),
+        "other_frames": others,
+        "latencies": latencies,
+        "ingest": ingest,
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+        "rss_before": rss_before,
+        "rss_after": rss_after,
+    }
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def row(name: str, values: list[float], expected: int, note: str = "") -> str:
+    if not values:
+        return f"| {name} | 0/{expected} | - | - | - | {note} |"
+    p50, p99, top = percentile(values, 50), percentile(values, 99), max(values)
+    return f"| {name} | {len(values)}/{expected} | {p50:.1f} | {p99:.1f} | {top:.1f} | {note} |"
+
+
+def report(watch: dict, fan: dict, args) -> str:
+    mb = 1024 * 1024
+    growth = (fan["rss_after"] - fan["rss_before"]) / mb
+    lines = [
+        "| measurement | received | p50 ms | p99 ms | max ms | notes |",
+        "|---|---|---|---|---|---|",
+        row("watch, same node (PUT answered → event)", watch["same"], args.writes),
+        row(
+            "watch, other node (PUT answered → event)",
+            watch["other"],
+            args.writes,
+            "includes push replication",
+        ),
+        row(
+            f"pub/sub fan-out, {fan['subscribers']} subscribers on one node",
+            fan["latencies"],
+            fan["expected"],
+            f"{fan['messages']} messages at {fan['rate']:.0f}/s; send → receipt; "
+            f"other frames {fan['other_frames'] or 'none'}",
+        ),
+        row("  of which: publisher's send → published_at", fan["ingest"], fan["messages"]),
+        "",
+        f"fan-out CPU per delivered frame: node1 web workers + Redis "
+        f"{fan['server_cpu'] / max(1, fan['delivered']) * 1e6:.0f} us, subscriber processes "
+        f"{fan['client_cpu'] / max(1, fan['delivered']) * 1e6:.0f} us (with their connecting); "
+        f"deflate {'offered' if args.deflate else 'off'}",
+        f"node1 RSS (web workers + Celery + Redis): {fan['rss_before'] / mb:.0f} MiB before the "
+        f"subscribers, {fan['rss_after'] / mb:.0f} MiB after the run with {fan['stalled']} "
+        f"stalled sockets still open: {growth:+.0f} MiB",
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, load average at start "
+        f"{args.load_at_start:.1f}",
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--writes", type=int, default=300, help="PUTs for the watch latency")
+    p.add_argument("--subscribers", type=int, default=500, help="pub/sub subscribers on node1")
+    p.add_argument("--stalled", type=int, default=10, help="extra subscribers that never read")
+    p.add_argument("--rate", type=float, default=100, help="messages published per second")
+    p.add_argument("--seconds", type=float, default=10, help="how long to publish")
+    p.add_argument("--procs", type=int, default=2, help="processes holding the subscribers")
+    p.add_argument(
+        "--deflate",
+        action="store_true",
+        help="subscribers offer permessage-deflate (uvicorn then compresses every frame)",
+    )
+    p.add_argument("--json", type=Path, help="also write the results here")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.load_at_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="realtime_bench-") as tmp:
+        with kvs_up(Path(tmp), nodes=3, start_deadline=READY_DEADLINE_S) as launch:
+            wait_for(
+                lambda: cluster_ready(launch),
+                timeout=READY_DEADLINE_S,
+                interval=0.5,
+                what="three normal nodes with three alive members",
+            )
+            watch = asyncio.run(watch_latency(launch, args.writes))
+            fan = fanout(launch, args)
+    print(report(watch, fan, args))
+    if args.json:
+        summary = {k: v for k, v in fan.items() if k not in ("latencies", "ingest")}
+        for name, values in (
+            ("watch_same", watch["same"]),
+            ("watch_other", watch["other"]),
+            ("fanout", fan["latencies"]),
+        ):
+            if values:
+                summary[name] = {
+                    "n": len(values),
+                    "p50": percentile(values, 50),
+                    "p99": percentile(values, 99),
+                    "max": max(values),
+                }
+        args.json.write_text(json.dumps(summary, indent=2))
+    complete = len(watch["other"]) == args.writes and fan["delivered"] == fan["expected"]
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,29 @@
+"""The internal pub/sub endpoint: messages a peer published, for this node's subscribers."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ParseError
+
+from kvsite.exceptions import InvalidInput
+from pubsub.services import message_parse, messages_receive
+
+from .views import InternalApi, signed_json
+
+
+@extend_schema(exclude=True)
+class PubsubMessagesApi(InternalApi):
+    """Deliver a peer's messages to local subscribers; they are never forwarded again."""
+
+    def post(self, request):
+        raw = request.data.get("messages") if isinstance(request.data, dict) else None
+        if not isinstance(raw, list):
+            raise ParseError("Expected {messages: [...]}.")
+        try:
+            messages = [message_parse(m) for m in raw]
+        except InvalidInput as error:
+            raise ParseError(f"Malformed message: {error}") from None
+        delivered = messages_receive(messages)
+        return signed_json(
+            request, {"delivered": delivered, "duplicates": len(messages) - delivered}
+        )

@@ -1,0 +1,69 @@
+"""Websocket consumers of the store: the watch (protocol adapters over kv.watch)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from channels.db import database_sync_to_async
+from rest_framework.exceptions import APIException
+
+from accounts.permissions import key_scope_check
+from accounts.scopes import READ
+from kvsite.exceptions import KvsError
+from kvsite.realtime import RealtimeConsumer, frame_encode
+from kvsite.ws_auth import query_params
+
+from .api.views import request_caller
+from .watch import CHANGES_GROUP, watch_head, watch_params, watch_read, watch_touches
+
+# Announcements travel over Redis PUB/SUB, at most once: a socket that heard nothing for this long
+# reads the node's head itself, so a lost announcement delays an event by at most this much.
+RECHECK_S = 10.0
+
+
+class WatchConsumer(RealtimeConsumer):
+    """`/ws/v1/watch?prefix=p[&since=rev]`: the changes since `since`, then `ready`, then each
+    change as it is applied, of the keys under the prefix that the caller may read."""
+
+    async def connect(self) -> None:
+        try:
+            request = self.credential()
+            self.prefix, since = watch_params(query_params(self.scope))
+            key_scope_check(request, READ, self.prefix)
+        except (KvsError, APIException) as error:
+            await self.refuse(error)
+            return
+        self.caller = await database_sync_to_async(request_caller)(request)
+        # Join before reading the head: whatever commits after the head is announced to us.
+        await self.group_join(CHANGES_GROUP)
+        head, node = await database_sync_to_async(watch_head)()
+        self.cursor = head if since is None else min(since, head)
+        self.upto = head
+        self.wake = asyncio.Event()
+        await self.accept()
+        self.run_task(self._follow(head, node))
+
+    async def kv_changed(self, event: dict) -> None:
+        self.upto = max(self.upto, event["revision"])
+        if watch_touches(self.prefix, event["keys"]):
+            self.wake.set()
+
+    async def _follow(self, head: int, node: str) -> None:
+        """Replay up to the head, say ready, then follow the announcements."""
+        await self._catch_up(head)
+        await self.offer_wait(frame_encode({"type": "ready", "revision": head, "node": node}))
+        while True:
+            try:
+                await asyncio.wait_for(self.wake.wait(), RECHECK_S)
+            except TimeoutError:  # quiet, or an announcement was lost: look at the head
+                self.upto = max(self.upto, (await database_sync_to_async(watch_head)())[0])
+            self.wake.clear()
+            await self._catch_up(self.upto)
+
+    async def _catch_up(self, upto: int) -> None:
+        while self.cursor < upto:
+            frames, self.cursor = await database_sync_to_async(watch_read)(
+                prefix=self.prefix, after=self.cursor, upto=upto, caller=self.caller
+            )
+            for frame in frames:
+                await self.offer_wait(frame)  # a slow reader pauses the feed; nothing is lost

@@ -1,0 +1,67 @@
+"""Helpers for websocket tests: the real ASGI application over an in-memory channel layer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import ApplicationCommunicator, WebsocketCommunicator
+
+IN_MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def channel_layer(settings):
+    """An in-memory channel layer (no Redis): group sends reach sockets of this process."""
+    settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run an async scenario from a sync test. Database work that consumers hand to
+    database_sync_to_async then runs on the test's own thread and connection, inside the test's
+    transaction, so plain `django_db` tests see what the scenario writes and the other way round."""
+    async_to_sync(scenario)()
+
+
+def socket(path: str, *, token: str | None = None, headers=()) -> WebsocketCommunicator:
+    """A websocket client of the project's ASGI application (bearer token in a header)."""
+    from kvsite.asgi import application
+
+    sent = list(headers)
+    if token is not None:
+        sent.append((b"authorization", f"Bearer {token}".encode()))
+    return WebsocketCommunicator(application, path, headers=sent)
+
+
+def handshake(path: str, *, headers=(), query: str = "") -> ApplicationCommunicator:
+    """A raw client whose server supports refusing with an HTTP answer (as uvicorn does)."""
+    from kvsite.asgi import application
+
+    scope = {
+        "type": "websocket",
+        "path": path,
+        "query_string": query.encode(),
+        "headers": list(headers),
+        "subprotocols": [],
+        "extensions": {"websocket.http.response": {}},
+    }
+    return ApplicationCommunicator(application, scope)
+
+
+async def frames(client: WebsocketCommunicator, count: int, timeout: float = 2) -> list[dict]:
+    """The next `count` frames, decoded."""
+    return [json.loads(await client.receive_from(timeout)) for _ in range(count)]
+
+
+async def opened(client: WebsocketCommunicator) -> None:
+    connected, code = await client.connect()
+    assert connected, f"refused with {code}"
+
+
+async def refused(client: WebsocketCommunicator) -> int:
+    """The close code of a socket refused before it was accepted."""
+    connected, code = await client.connect()
+    assert not connected, "the socket was accepted"
+    return code

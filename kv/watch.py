@@ -1,0 +1,153 @@
+"""Watch: tell websocket watchers about applied entries, in revision order, from a cursor.
+
+Announcing: every process that applies entries (web workers for client writes and pushed
+replication, Celery for expiry and anti-entropy) gathers the `entry_applied` signals of a few
+milliseconds and sends one `kv.changed` message to the node's CHANGES_GROUP: the highest revision
+and the keys that changed (no values: the message is small and its sending cheap, so a PUT pays
+only for a list append). The batching thread is the per-process debounce that push replication
+uses.
+
+Following: each watch socket keeps a cursor. An announcement whose keys touch its prefix makes it
+read the entries with cursor < revision <= announced revision under its prefix, in revision order,
+and advance the cursor. Revisions are assigned and committed in order, so once revision r is
+announced every revision below it is committed and one such read sees all of them: announcements
+may arrive late or out of order and the socket still sees every change, once, in revision order.
+A key changed twice between two reads is seen once, in its latest state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import orjson
+from django.conf import settings
+from django.db.models import Q
+
+from cluster.node import local_node
+from cluster.replication import _Debounce
+from kvsite.exceptions import InvalidInput
+from kvsite.realtime import layer_send
+
+from .acl import Caller
+from .hlc import wall_ms
+from .keys import prefix_successor, prefix_validate
+from .models import Entry
+from .selectors import RESERVED_AFTER, RESERVED_FIRST, entry_readable, store_state
+from .signals import entry_applied
+
+log = logging.getLogger(__name__)
+
+CHANGES_GROUP = "kv.changes"
+MAX_ANNOUNCED_KEYS = 1000  # a larger batch is announced without its keys: everyone looks
+READ_PAGE = 500
+
+# --- Announcing (every process that applies entries) --------------------------------------------
+
+_pending: list[tuple[str, int]] = []
+_pending_lock = threading.Lock()
+
+
+def changes_message(changes: list[tuple[str, int]]) -> dict:
+    """The `kv.changed` group message for a batch of (key, revision)."""
+    keys = sorted({key for key, _ in changes})
+    return {
+        "type": "kv.changed",
+        "revision": max(revision for _, revision in changes),
+        "keys": keys if len(keys) <= MAX_ANNOUNCED_KEYS else None,
+    }
+
+
+def changes_announce() -> None:
+    """Send the changes gathered since the last call to the watchers of this node."""
+    with _pending_lock:
+        changes = _pending[:]
+        _pending.clear()
+    if not changes:
+        return
+    try:
+        layer_send(CHANGES_GROUP, changes_message(changes))
+    except Exception:  # Redis may be down: watchers catch up with the next announcement
+        log.warning("could not announce %d changes to watchers", len(changes), exc_info=True)
+
+
+_announce_soon = _Debounce(changes_announce, delay_s=settings.KVS_WATCH_BATCH_DELAY)
+
+
+def _on_entry_applied(sender, *, key: str, revision: int, **kwargs) -> None:
+    if key.startswith(RESERVED_FIRST):  # the cluster's own records are never watched
+        return
+    with _pending_lock:
+        _pending.append((key, revision))
+    _announce_soon.poke()
+
+
+def connect_watch() -> None:
+    """Announce every applied entry of this process to the node's watchers."""
+    entry_applied.connect(_on_entry_applied, dispatch_uid="kvs-watch-announce")
+
+
+# --- Following (each watch socket) ---------------------------------------------------------------
+
+
+def watch_params(params: dict[str, str]) -> tuple[str, int | None]:
+    """The prefix ('' watches everything) and `since` revision of a watch; raise InvalidInput."""
+    prefix = prefix_validate(params.get("prefix", ""))
+    since = params.get("since")
+    if since is None or since == "":
+        return prefix, None
+    if not since.isdigit() or len(since) > 18:
+        raise InvalidInput("since must be a revision: a non-negative integer.")
+    return prefix, int(since)
+
+
+def watch_touches(prefix: str, keys: list[str] | None) -> bool:
+    """Whether an announcement with these keys (None: unknown) may concern `prefix`."""
+    return keys is None or not prefix or any(key.startswith(prefix) for key in keys)
+
+
+def watch_head() -> tuple[int, str]:
+    """The node's latest committed revision, and the node's id: revisions are per node, so a
+    `since` is only meaningful on the node that gave it."""
+    return store_state().revision, local_node().node_id
+
+
+def changes_under(*, prefix: str, after: int, upto: int, limit: int = READ_PAGE) -> list[Entry]:
+    """Entries under `prefix` (tombstones too, reserved keys never) whose last change has a
+    revision in (after, upto], in revision order, at most `limit`."""
+    rows = Entry.objects.filter(revision__gt=after, revision__lte=upto).filter(
+        Q(key__lt=RESERVED_FIRST) | Q(key__gte=RESERVED_AFTER)
+    )
+    if prefix:
+        rows = rows.filter(key__gte=prefix)
+        upper = prefix_successor(prefix)
+        if upper is not None:
+            rows = rows.filter(key__lt=upper)
+    return list(rows.order_by("revision")[:limit])
+
+
+def watch_frame(entry: Entry, *, now: int) -> str:
+    """The event frame (JSON text) of an entry's current state: a put, or a delete (tombstone or
+    expired). The stored value is spliced in without being parsed again."""
+    live = entry.is_live(now)
+    event = {
+        "type": "put" if live else "delete",
+        "key": entry.key,
+        "value": orjson.Fragment(entry.value) if live else None,
+        "version": str(entry.version),
+        "timestamp": entry.timestamp,
+        "revision": entry.revision,
+    }
+    return orjson.dumps(event).decode()
+
+
+def watch_read(
+    *, prefix: str, after: int, upto: int, caller: Caller, now: int | None = None
+) -> tuple[list[str], int]:
+    """The event frames `caller` may read among the next changes under `prefix` in
+    (after, upto], and the cursor to continue from (`upto` once everything is read)."""
+    entries = changes_under(prefix=prefix, after=after, upto=upto)
+    now = wall_ms() if now is None else now
+    frames = [watch_frame(e, now=now) for e in entries if entry_readable(caller, e)]
+    cursor = entries[-1].revision if len(entries) == READ_PAGE else upto
+    return frames, cursor

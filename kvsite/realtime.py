@@ -1,0 +1,210 @@
+"""Plumbing shared by the watch and pub/sub sockets: refusal before accept, a bounded send queue
+per socket, and channel-layer group sends from synchronous threads.
+
+Back-pressure: every frame a socket sends goes through its own queue of at most
+KVS_WS_SEND_QUEUE frames, drained by one sender task. A client that reads slowly (or not at all)
+only ever blocks its own sender task; what it costs the node is bounded by that queue. A feed that
+can pause (the watch reads the change feed from its own cursor) waits for room with `offer_wait`;
+a feed that cannot (pub/sub) uses `offer`, which drops a frame when the queue is full and later
+sends `{"type": "overflow", "dropped": n}` in the gap's place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+
+import orjson
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
+from rest_framework.exceptions import APIException, AuthenticationFailed
+
+from kvsite.exceptions import KvsError, NotFound
+from kvsite.ws_auth import WsRequest, ws_request
+
+DENIAL_EXTENSION = "websocket.http.response"
+CLOSE_CODE_BASE = 4000  # refusal without the denial extension: close with 4000 + HTTP status
+
+
+def frame_encode(data: object) -> str:
+    """`data` as compact JSON text (integers beyond 64 bits take the standard library's path)."""
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_decode(text: str | bytes) -> object:
+    """Parse JSON text (integers beyond 64 bits take the standard library's path)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def error_body(error: Exception) -> tuple[int, dict]:
+    """The HTTP status and JSON body the REST API would answer for `error`."""
+    if isinstance(error, KvsError):
+        return error.status_code, error.as_dict()
+    if isinstance(error, APIException):
+        codes = error.get_codes()
+        return error.status_code, {
+            "detail": str(error.detail),
+            "code": codes if isinstance(codes, str) else "invalid",
+        }
+    raise error
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    """A websocket consumer that refuses like the REST API and sends through a bounded queue."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups = []
+        self._queue: asyncio.Queue[str] | None = None
+        self._dropped = 0
+        self._tasks: list[asyncio.Task] = []
+
+    # --- opening and closing ---------------------------------------------------------------------
+
+    def credential(self) -> WsRequest:
+        """The socket's credential, request-shaped; AuthenticationFailed if one was refused."""
+        if self.scope.get("auth_error"):
+            raise AuthenticationFailed(self.scope["auth_error"])
+        return ws_request(self.scope)
+
+    async def refuse(self, error: Exception) -> None:
+        """Refuse the handshake: an HTTP answer (401, 403, 400) with a JSON body where the server
+        supports it (uvicorn), else a close before accept with code 4000 + status (daphne then
+        answers 403)."""
+        status, body = error_body(error)
+        if DENIAL_EXTENSION not in (self.scope.get("extensions") or {}):
+            await self.close(code=CLOSE_CODE_BASE + status)
+            return
+        payload = orjson.dumps(body)
+        headers = [(b"content-type", b"application/json")]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="kvsite"'))
+        await self.base_send(
+            {"type": "websocket.http.response.start", "status": status, "headers": headers}
+        )
+        await self.base_send({"type": "websocket.http.response.body", "body": payload})
+
+    async def group_join(self, group: str) -> None:
+        """Receive `group`'s events until the socket closes."""
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups.append(group)
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        await super().accept(subprotocol, headers)
+        self._queue = asyncio.Queue(maxsize=settings.KVS_WS_SEND_QUEUE)
+        self.run_task(self._send_loop())
+
+    def run_task(self, coroutine) -> asyncio.Task:
+        """Run `coroutine` for as long as the socket is open."""
+        task = asyncio.create_task(coroutine)
+        self._tasks.append(task)
+        return task
+
+    async def websocket_disconnect(self, message) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await super().websocket_disconnect(message)  # leaves self.groups, calls disconnect()
+
+    # --- receiving -------------------------------------------------------------------------------
+
+    async def dispatch(self, message: dict) -> None:
+        """Call the message's handler, without Channels' close_old_connections before each one:
+        that is a hop to the database thread for every frame and every group event (thousands a
+        second under fan-out, all queued on one thread). These consumers reach the database only
+        through database_sync_to_async, which closes old connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """Decode a JSON frame and pass it to `receive_json`; answer an error frame otherwise."""
+        try:
+            content = json_decode(text_data if text_data is not None else bytes_data)
+        except ValueError as error:
+            detail = f"The frame is not valid JSON: {error}."
+            self.offer(frame_encode({"type": "error", "detail": detail, "code": "invalid"}))
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: object) -> None:
+        """Handle a client's JSON frame (ignored unless a subclass says otherwise)."""
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def offer(self, frame: str) -> bool:
+        """Queue `frame` if there is room; otherwise drop it and count it. Never waits."""
+        if self._queue is None:
+            return False
+        self._overflow_note()
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._dropped += 1
+            return False
+        return True
+
+    async def offer_wait(self, frame: str) -> None:
+        """Queue `frame`, waiting until the client has read enough to make room."""
+        await self._queue.put(frame)
+
+    def _overflow_note(self) -> None:
+        """Once there is room again, queue the notice of the frames dropped before it."""
+        if self._dropped and not self._queue.full():
+            self._queue.put_nowait(frame_encode({"type": "overflow", "dropped": self._dropped}))
+            self._dropped = 0
+
+    async def _send_loop(self) -> None:
+        queue, send = self._queue, self.base_send  # the ASGI send itself: no wrappers per frame
+        while True:
+            frame = await queue.get()
+            try:
+                await send({"type": "websocket.send", "text": frame})
+            except Exception:  # the client went away; websocket_disconnect follows
+                return
+            self._overflow_note()
+
+
+class NoRouteConsumer(RealtimeConsumer):
+    """Refuses sockets opened on a path that serves none (404)."""
+
+    async def connect(self) -> None:
+        await self.refuse(NotFound("No websocket is served at this path."))
+
+
+# --- Group sends from synchronous code -----------------------------------------------------------
+
+_thread = threading.local()
+
+
+def layer_send(group: str, message: dict) -> None:
+    """`group_send` from synchronous code.
+
+    Called through sync_to_async (a consumer's database work, tests), the caller's event loop
+    sends. Any other thread (HTTP request threads, Celery, background threads) keeps one event
+    loop of its own and so one Redis connection: `async_to_sync` alone would start a new loop,
+    thread and connection for every call.
+    """
+    layer = get_channel_layer()
+    main = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if main is not None and main.is_running():
+        async_to_sync(layer.group_send)(group, message)
+        return
+    loop = getattr(_thread, "loop", None)
+    if loop is None:
+        loop = _thread.loop = asyncio.new_event_loop()
+    loop.run_until_complete(layer.group_send(group, message))

@@ -1,0 +1,57 @@
+"""The pub/sub REST API: publish on a topic, list the topics with subscribers."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import request_credential, scope_check
+from accounts.scopes import PUBSUB
+
+from ..services import message_publish, publish_body_parse, topic_access_check
+from ..subscribers import topics_visible
+
+TOPIC_PARAM = OpenApiParameter("topic", OpenApiTypes.STR, OpenApiParameter.PATH)
+
+
+class TopicPublishApi(APIView):
+    """Publish one message on a topic, to its subscribers on every node."""
+
+    permission_classes = [AllowAny]  # topic_access_check decides
+
+    class InputSerializer(serializers.Serializer):
+        data = serializers.JSONField(help_text="Any JSON value.")
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.UUIDField()
+
+    @extend_schema(
+        parameters=[TOPIC_PARAM], request=InputSerializer, responses={202: OutputSerializer}
+    )
+    def post(self, request, topic):
+        topic_access_check(request, topic)
+        message = message_publish(topic=topic, data=publish_body_parse(request.data))
+        return Response({"id": message["id"]}, status=202)
+
+
+class TopicListApi(APIView):
+    """The topics that have subscribers on this node and that the caller may use."""
+
+    permission_classes = [AllowAny]  # scope_check decides
+
+    class OutputSerializer(serializers.Serializer):
+        class TopicSerializer(serializers.Serializer):
+            name = serializers.CharField()
+            subscribers = serializers.IntegerField()
+
+        topics = TopicSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer, operation_id="pubsub_topics")
+    def get(self, request):
+        scope_check(request, PUBSUB)
+        credential = request_credential(request)
+        prefix = credential.prefix if credential is not None else None
+        topics = topics_visible(prefix=prefix)
+        return Response({"topics": [{"name": t, "subscribers": n} for t, n in topics]})

@@ -1,0 +1,122 @@
+"""How many sockets of this node subscribe to each topic, counted in the node's Redis.
+
+Each process counts its own subscriptions and keeps a copy of the counts in Redis, in a hash that
+expires unless the process refreshes it (every REFRESH_S, and soon after each change); a set lists
+the node's processes. The answer sums the copies, so a process that died without closing its
+sockets stops counting within TTL_S.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import Counter
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+PROCESSES_KEY = "kvs:pubsub:processes"
+COUNTS_KEY = "kvs:pubsub:subscribers:{}"
+REFRESH_S = 5.0
+TTL_S = 15
+COALESCE_S = 0.05  # changes of the next few milliseconds share one write
+
+
+@lru_cache(maxsize=4)
+def _redis_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def redis_client() -> redis.Redis:
+    """This process's client of the node's Redis."""
+    return _redis_for(settings.REDIS_URL)
+
+
+class SubscriberBook:
+    """This process's subscription counts, copied to Redis by a thread of its own."""
+
+    def __init__(self) -> None:
+        self.process = uuid.uuid4().hex
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stored_empty = False
+
+    def joined(self, topic: str) -> None:
+        self._change(topic, +1)
+
+    def left(self, topic: str) -> None:
+        self._change(topic, -1)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {topic: n for topic, n in self._counts.items() if n > 0}
+
+    def _change(self, topic: str, delta: int) -> None:
+        with self._lock:
+            self._counts[topic] += delta
+            if self._counts[topic] <= 0:
+                del self._counts[topic]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True)
+                self._thread.start()
+        self._changed.set()
+
+    def _run(self) -> None:
+        while True:
+            self._changed.wait(REFRESH_S)
+            self._changed.clear()
+            self._changed.wait(COALESCE_S)
+            self._changed.clear()
+            try:
+                self.write()
+            except redis.RedisError:  # counts are advisory; the next refresh tries again
+                log.warning("pub/sub: could not store subscriber counts", exc_info=True)
+
+    def write(self) -> None:
+        """Store this process's counts in Redis (and keep them from expiring)."""
+        key = COUNTS_KEY.format(self.process)
+        counts = self.counts()
+        if not counts and self._stored_empty:
+            return  # nothing to keep from expiring
+        pipe = redis_client().pipeline()
+        pipe.delete(key)
+        if counts:
+            pipe.hset(key, mapping=counts)
+            pipe.expire(key, TTL_S)
+        pipe.sadd(PROCESSES_KEY, self.process)
+        pipe.execute()
+        self._stored_empty = not counts
+
+
+book = SubscriberBook()
+
+
+def topics_subscribed() -> dict[str, int]:
+    """Every topic with subscribers on this node, and how many (summed over its processes)."""
+    client = redis_client()
+    processes = sorted(p.decode() for p in client.smembers(PROCESSES_KEY))
+    pipe = client.pipeline()
+    for process in processes:
+        pipe.hgetall(COUNTS_KEY.format(process))
+    totals: Counter[str] = Counter()
+    gone = []
+    for process, counts in zip(processes, pipe.execute(), strict=True):
+        if not counts:
+            gone.append(process)
+        for topic, n in counts.items():
+            totals[topic.decode()] += int(n)
+    if gone:
+        client.srem(PROCESSES_KEY, *gone)  # a live process with none adds itself back
+    return dict(totals)
+
+
+def topics_visible(*, prefix: str | None) -> list[tuple[str, int]]:
+    """The subscribed topics under `prefix` (None: all), by name, with their subscriber counts."""
+    subscribed = topics_subscribed()
+    return sorted((t, n) for t, n in subscribed.items() if prefix is None or t.startswith(prefix))

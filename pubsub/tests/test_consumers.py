@@ -1,0 +1,176 @@
+"""The pub/sub websocket: who may subscribe, publishing with a frame, delivery, back-pressure."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import quote
+
+import pytest
+
+from kv.tests.realtime import frames, opened, refused, run, socket
+from kvsite.realtime import RealtimeConsumer
+from pubsub.subscribers import book
+
+pytestmark = pytest.mark.django_db
+
+
+def topic_path(topic: str, **query) -> str:
+    extra = "&".join(f"{k}={v}" for k, v in query.items())
+    return f"/ws/v1/pubsub/{quote(topic)}" + (f"?{extra}" if extra else "")
+
+
+def test_sockets_without_credential_pubsub_scope_or_outside_the_prefix_are_refused(
+    channel_layer, token
+):
+    reader = token(scopes=["read", "write"])
+    confined = token(scopes=["pubsub"], prefix="team/")
+
+    async def scenario():
+        assert await refused(socket(topic_path("news"))) == 4401
+        assert await refused(socket(topic_path("news", token="kvs_bad"))) == 4401
+        assert await refused(socket(topic_path("news"), token=reader)) == 4403
+        assert await refused(socket(topic_path("other/news"), token=confined)) == 4403
+        assert await refused(socket(topic_path("a//b"), token=confined)) == 4400
+        assert await refused(socket(topic_path("_sys/x"), token=confined)) == 4400
+        client = socket(topic_path("team/news"), token=confined)
+        await opened(client)
+        await client.disconnect()
+
+    run(scenario)
+
+
+def test_anonymous_read_does_not_open_pubsub(channel_layer, settings):
+    settings.KVS_ALLOW_ANONYMOUS_READ = True
+
+    async def scenario():
+        assert await refused(socket(topic_path("news"))) == 4401
+
+    run(scenario)
+
+
+def test_a_frame_publishes_to_every_subscriber_and_is_forwarded_once(
+    channel_layer, forwarded, token
+):
+    secret = token(scopes=["pubsub"])
+
+    async def scenario():
+        alice, bob = (
+            socket(topic_path("chat/room"), token=secret),
+            socket(topic_path("chat/room"), token=secret),
+        )
+        other = socket(topic_path("chat/elsewhere"), token=secret)
+        for client in (alice, bob, other):
+            await opened(client)
+        await alice.send_json_to({"data": {"text": "hi", "n": 1}})
+        got = {f["type"]: f for f in await frames(alice, 2)}  # its own copy and the ack
+        (message,) = await frames(bob, 1)
+        assert message == got["message"]
+        assert got["published"] == {"type": "published", "id": message["id"]}
+        assert set(message) == {"type", "topic", "id", "data", "origin", "published_at"}
+        assert (message["topic"], message["data"], message["origin"]) == (
+            "chat/room",
+            {"text": "hi", "n": 1},
+            "node1",
+        )
+        assert await other.receive_nothing(0.1)
+        assert [m["id"] for m in forwarded] == [message["id"]]
+        for client in (alice, bob, other):
+            await client.disconnect()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [("not json", "invalid"), ('{"no": "data"}', "invalid"), ('["data"]', "invalid")],
+)
+def test_bad_frames_are_answered_with_an_error_and_publish_nothing(
+    channel_layer, forwarded, token, frame, code
+):
+    secret = token(scopes=["pubsub"])
+
+    async def scenario():
+        client = socket(topic_path("t"), token=secret)
+        await opened(client)
+        await client.send_to(text_data=frame)
+        (error,) = await frames(client, 1)
+        assert (error["type"], error["code"]) == ("error", code) and error["detail"]
+        assert forwarded == []
+        await client.disconnect()
+
+    run(scenario)
+
+
+def test_a_message_over_the_size_limit_is_refused(channel_layer, forwarded, token, settings):
+    settings.KVS_PUBSUB_MAX_BYTES = 300
+    secret = token(scopes=["pubsub"])
+
+    async def scenario():
+        client = socket(topic_path("t"), token=secret)
+        await opened(client)
+        await client.send_json_to({"data": "x" * 300})
+        (error,) = await frames(client, 1)
+        assert (error["type"], error["code"]) == ("error", "too_large")
+        await client.disconnect()
+
+    run(scenario)
+
+
+def test_subscriptions_are_counted_while_open(channel_layer, token):
+    secret = token(scopes=["pubsub"])
+
+    async def scenario():
+        one, two = socket(topic_path("t"), token=secret), socket(topic_path("t"), token=secret)
+        await opened(one)
+        await opened(two)
+        assert book.counts() == {"t": 2}
+        await one.disconnect()
+        assert book.counts() == {"t": 1}
+        await two.disconnect()
+        assert book.counts() == {}
+
+    run(scenario)
+
+
+# --- Back-pressure -------------------------------------------------------------------------------
+
+
+def test_a_full_send_queue_drops_frames_then_says_how_many_in_their_place(settings):
+    settings.KVS_WS_SEND_QUEUE = 3
+
+    async def scenario():
+        consumer = RealtimeConsumer()
+        consumer._queue = asyncio.Queue(maxsize=3)
+        results = [consumer.offer(f"m{i}") for i in range(6)]
+        assert results == [True, True, True, False, False, False]
+        assert consumer._queue.get_nowait() == "m0"  # the client read one: room again
+        assert consumer.offer("m6") is False  # the notice of the gap took the room
+        assert drain(consumer) == ["m1", "m2", '{"type":"overflow","dropped":3}']
+        assert consumer.offer("m7") is True
+        assert drain(consumer) == ['{"type":"overflow","dropped":1}', "m7"]
+
+    run(scenario)
+
+
+def drain(consumer: RealtimeConsumer) -> list[str]:
+    return [consumer._queue.get_nowait() for _ in range(consumer._queue.qsize())]
+
+
+def test_the_sender_notes_the_gap_as_soon_as_there_is_room(settings):
+    async def scenario():
+        consumer = RealtimeConsumer()
+        sent: list[str] = []
+
+        async def send(message):
+            sent.append(message["text"])
+
+        consumer.base_send = send
+        consumer._queue = asyncio.Queue(maxsize=2)
+        for i in range(4):
+            consumer.offer(f"m{i}")
+        sender = asyncio.create_task(consumer._send_loop())
+        await asyncio.sleep(0.05)
+        sender.cancel()
+        assert sent == ["m0", "m1", '{"type":"overflow","dropped":2}']
+
+    run(scenario)

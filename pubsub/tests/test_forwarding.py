@@ -1,0 +1,68 @@
+"""Forwarding: each published message goes once to every alive peer, a dead peer delays no other."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from cluster.membership import MemberState
+from cluster.transport import FakeTransport
+from pubsub.forwarding import PUBSUB_PATH, Forwarder
+from tests.integration.helpers import wait_for
+
+PEERS = [MemberState("node2", "http://node2.test", 1), MemberState("node3", "http://node3.test", 2)]
+
+
+@pytest.fixture
+def received():
+    """What each peer URL received, and a FakeTransport that delivers there."""
+    got: dict[str, list[str]] = {p.url: [] for p in PEERS}
+    transport = FakeTransport()
+    for peer in PEERS:
+
+        def handler(path, payload, url=peer.url):
+            assert path == PUBSUB_PATH
+            got[url] += [m["id"] for m in payload["messages"]]
+            return {"delivered": len(payload["messages"]), "duplicates": 0}
+
+        transport.route(peer.url, handler)
+    return got, transport
+
+
+def test_every_message_reaches_every_alive_peer_once(received):
+    got, transport = received
+    forwarder = Forwarder(peers=lambda: PEERS, transport=lambda: transport)
+    for i in range(50):
+        forwarder.forward({"id": str(i)})
+    expected = [str(i) for i in range(50)]
+    wait_for(lambda: all(ids == expected for ids in got.values()), timeout=5, what="forwards")
+
+
+def test_a_peer_that_hangs_does_not_delay_the_others(received):
+    got, transport = received
+    release = threading.Event()
+    slow_url = PEERS[0].url
+    fast = transport.routes[PEERS[1].url]
+    transport.route(slow_url, lambda path, payload: release.wait(10) and {})
+    transport.route(PEERS[1].url, fast)
+    forwarder = Forwarder(peers=lambda: PEERS, transport=lambda: transport)
+    forwarder.forward({"id": "a"})
+    forwarder.forward({"id": "b"})
+    try:
+        wait_for(lambda: got[PEERS[1].url] == ["a", "b"], timeout=5, what="the healthy peer")
+    finally:
+        release.set()
+
+
+def test_a_failed_forward_is_tried_once_more_then_dropped(received):
+    got, transport = received
+    transport.down.add(PEERS[0].url)
+    forwarder = Forwarder(peers=lambda: PEERS, transport=lambda: transport)
+    forwarder.forward({"id": "x"})
+    wait_for(lambda: got[PEERS[1].url] == ["x"], timeout=5, what="the healthy peer")
+    wait_for(
+        lambda: [u for u, _ in transport.sent].count(PEERS[0].url) == 2,
+        timeout=5,
+        what="two attempts at the dead peer",
+    )
