@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -24,6 +25,7 @@ from kv.versions import Version
 from .antientropy import VERSIONS_PATH
 from .membership import MemberState
 from .models import PeerCursor
+from .selectors import members_alive
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -135,15 +137,34 @@ class _Debounce:
 PUSH_PENDING = "kvs:push:pending"
 
 
+_peers_seen: tuple[float, bool] = (0.0, False)
+
+
+def _peers_alive() -> bool:
+    """Whether this node knows an alive peer (looked up at most once a second per process)."""
+    global _peers_seen
+    deadline, alive = _peers_seen
+    now = time.monotonic()
+    if now >= deadline:
+        alive = bool(members_alive())
+        _peers_seen = (now + 1.0, alive)
+    return alive
+
+
 def _enqueue_push() -> None:
-    """Queue one push unless one is queued and not started yet: that one will read this commit."""
+    """Queue one push unless one is queued and not started yet: that one will read this commit.
+
+    A node alone queues nothing (the periodic sweep still runs).
+    """
     from .tasks import replicate_push_all
 
+    if not _peers_alive():
+        return
     if cache.add(PUSH_PENDING, 1, timeout=settings.KVS_PUSH_INTERVAL * 5):
         replicate_push_all.apply_async(expires=settings.KVS_PUSH_INTERVAL * 5)
 
 
-_push_soon = _Debounce(_enqueue_push, delay_s=0.01)
+_push_soon = _Debounce(_enqueue_push, delay_s=0.025)
 
 
 def _on_entry_applied(sender, **kwargs) -> None:
