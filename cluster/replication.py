@@ -21,6 +21,7 @@ from django.db.models.functions import Greatest
 from kv.selectors import changes_since
 from kv.signals import entry_applied
 from kv.versions import Version
+from kvsite.debounce import Debounce
 
 from .antientropy import VERSIONS_PATH
 from .membership import MemberState
@@ -105,35 +106,6 @@ def _by_size(versions: list[dict], limit: int) -> list[list[dict]]:
 # --- Starting pushes soon after commits ---------------------------------------------------------
 
 
-class _Debounce:
-    """Calls `action` once shortly after one or more `poke()`s, from a daemon thread."""
-
-    def __init__(self, action, delay_s: float) -> None:
-        self._action, self._delay_s = action, delay_s
-        self._event = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def poke(self) -> None:
-        self._event.set()
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, daemon=True)
-                    self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._event.wait()
-            self._event.clear()
-            self._event.wait(self._delay_s)  # gather the writes of the next few milliseconds
-            self._event.clear()
-            try:
-                self._action()
-            except Exception:  # the broker may be down; the periodic sweep catches up
-                log.warning("could not start a push", exc_info=True)
-
-
 PUSH_PENDING = "kvs:push:pending"
 
 
@@ -164,7 +136,7 @@ def _enqueue_push() -> None:
         replicate_push_all.apply_async(expires=settings.KVS_PUSH_INTERVAL * 5)
 
 
-_push_soon = _Debounce(_enqueue_push, delay_s=0.025)
+_push_soon = Debounce(_enqueue_push, delay_s=0.025)
 
 
 def _on_entry_applied(sender, **kwargs) -> None:

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from cluster.node import local_node
-from cluster.replication import _Debounce
+from kvsite.debounce import Debounce
 from kvsite.exceptions import InvalidInput
 from kvsite.realtime import layer_send
 
@@ -71,7 +71,7 @@ def changes_announce() -> None:
         log.warning("could not announce %d changes to watchers", len(changes), exc_info=True)
 
 
-_announce_soon = _Debounce(changes_announce, delay_s=settings.KVS_WATCH_BATCH_DELAY)
+_announce_soon = Debounce(changes_announce, delay_s=settings.KVS_WATCH_BATCH_DELAY)
 
 
 def _on_entry_applied(sender, *, key: str, revision: int, **kwargs) -> None:

@@ -21,9 +21,9 @@ from django.db import close_old_connections
 
 from cluster.membership import MemberState
 from cluster.node import local_node
-from cluster.replication import _Debounce
 from cluster.selectors import members_alive
 from cluster.transport import HttpTransport, Transport, TransportError
+from kvsite.debounce import Debounce
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class PeerOutbox:
         self._waiting: deque[dict] = deque(maxlen=size)
         self._lock = threading.Lock()
         self._dropped = 0
-        self._flush_soon = _Debounce(self.flush, delay_s=0)
+        self._flush_soon = Debounce(self.flush, delay_s=0)
 
     def put(self, messages: list[dict]) -> None:
         with self._lock:
@@ -90,7 +90,7 @@ class Forwarder:
         self._pending: deque[dict] = deque()
         self._outboxes: dict[str, PeerOutbox] = {}
         self._peers: tuple[float, list[MemberState]] = (0.0, [])
-        self._dispatch_soon = _Debounce(self._dispatch_safely, delay_s=0)
+        self._dispatch_soon = Debounce(self._dispatch_safely, delay_s=0)
 
     def forward(self, message: dict) -> None:
         """Queue `message` for every alive peer; returns at once."""

@@ -1,0 +1,35 @@
+"""Run an action once, soon after one or more pokes: per-commit work off the request path."""
+
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+
+class Debounce:
+    """Calls `action` once shortly after one or more `poke()`s, from a daemon thread."""
+
+    def __init__(self, action, delay_s: float) -> None:
+        self._action, self._delay_s = action, delay_s
+        self._event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        self._event.set()
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._event.wait()
+            self._event.clear()
+            self._event.wait(self._delay_s)  # gather the writes of the next few milliseconds
+            self._event.clear()
+            try:
+                self._action()
+            except Exception:  # e.g. the broker is down: the callers' periodic sweeps catch up
+                log.warning("%s failed", getattr(self._action, "__name__", "action"), exc_info=True)
