@@ -9,7 +9,6 @@ Pushes start shortly after each commit (a per-process debounce) and on a periodi
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
@@ -29,7 +28,6 @@ from .models import PeerCursor
 from .selectors import members_alive
 from .transport import Transport
 
-log = logging.getLogger(__name__)
 _peer_locks: dict[str, threading.Lock] = {}
 _again: set[str] = set()
 _locks_guard = threading.Lock()
