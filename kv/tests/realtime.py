@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
+import channels.db
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
@@ -13,9 +14,15 @@ IN_MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"
 
 
 @pytest.fixture
-def channel_layer(settings):
-    """An in-memory channel layer (no Redis): group sends reach sockets of this process."""
+def channel_layer(settings, monkeypatch):
+    """An in-memory channel layer (no Redis): group sends reach sockets of this process.
+
+    Also keeps the test's database connection open: database_sync_to_async closes connections
+    that are not in autocommit mode, and a test runs inside a transaction (SQLite's in-memory
+    database is never closed, PostgreSQL's connection would be).
+    """
     settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
+    monkeypatch.setattr(channels.db, "close_old_connections", lambda **kwargs: None)
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
