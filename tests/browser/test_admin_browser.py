@@ -98,6 +98,16 @@ def test_admin_creates_a_key_and_sets_its_mode_with_the_grid(launch) -> None:
             expect(page.locator(".kv-path")).to_contain_text("app")
             expect(page.locator("a.kv-folder")).to_have_text(["config/", "features/"])
             expect(page.locator("#result_list")).to_contain_text(KEY)
+
+            # The live panel follows changes in the folder as they happen.
+            expect(page.locator("[data-kv-live-ready]")).to_have_count(1)
+            assert api.put("/api/v1/kv/app/live", json={"n": 1}).status_code == 201
+            events = page.locator(".kv-live-events li")
+            expect(events).to_have_count(1)  # (a put and a delete in one batch show the delete)
+            assert api.delete("/api/v1/kv/app/live").status_code == 204
+            expect(events).to_have_count(2)
+            expect(events.nth(0)).to_contain_text("delete  app/live")
+            expect(events.nth(1)).to_contain_text('put  app/live = {"n":1}')
             page.screenshot(path=str(SCREENSHOTS / "admin-entries.png"))
         finally:
             browser.close()
