@@ -4,6 +4,7 @@ READ = "read"
 WRITE = "write"
 DELETE = "delete"
 PUBSUB = "pubsub"
+ADMIN_ACL = "admin:acl"
 ALL = "*"
 
 SCOPES = (
@@ -21,7 +22,7 @@ SCOPES = (
     "admin:groups:delete",
     "admin:tokens:create",
     "admin:tokens:revoke",
-    "admin:acl",
+    ADMIN_ACL,
     "admin:cluster",
 )
 

@@ -13,7 +13,7 @@ from kvsite.exceptions import KvsError
 from kvsite.realtime import RealtimeConsumer, frame_encode
 from kvsite.ws_auth import query_params
 
-from .api.views import request_caller
+from .callers import request_caller
 from .watch import CHANGES_GROUP, watch_head, watch_params, watch_read, watch_touches
 
 # Announcements travel over Redis PUB/SUB, at most once: a socket that heard nothing for this long

@@ -5,6 +5,7 @@ from django.db.models import F, Q
 from django.db.models.lookups import GreaterThan
 
 from ..acl import SYSTEM, Caller, mode_bit
+from ..callers import user_caller
 
 ACL_ADMIN_PERMISSION = "kv.change_aclrule"
 
@@ -21,12 +22,8 @@ def admin_caller(request) -> Caller:
     cached = getattr(request, "_kv_caller", None)
     if cached is None:
         user = request.user
-        cached = Caller(
-            username=user.username,
-            groups=frozenset(user.groups.values_list("name", flat=True)),
-            superuser=user.is_superuser,
-            acl_admin=user.is_superuser or user.has_perm(ACL_ADMIN_PERMISSION),
-        )
+        acl_admin = user.is_superuser or user.has_perm(ACL_ADMIN_PERMISSION)
+        cached = user_caller(user, acl_admin=acl_admin)
         request._kv_caller = cached
     return cached
 

@@ -9,15 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import scope_check
-from accounts.scopes import READ
+from accounts.scopes import ADMIN_ACL, READ
 from kvsite.exceptions import InvalidInput, NotFound
 
 from .. import policy
 from ..acl import mode_format, mode_parse
 from ..models import AclRule, PrefixSchema
 from ..services import principals_check
-
-ADMIN_ACL = "admin:acl"
 
 
 def rule_out(rule: AclRule) -> dict:

@@ -9,12 +9,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import credential_has_scope, key_scope_check
+from accounts.permissions import key_scope_check
 from accounts.scopes import DELETE, READ, WRITE
 from kvsite.exceptions import InvalidInput
 
 from .. import selectors, services
-from ..acl import ANONYMOUS, SYSTEM, Caller, mode_parse
+from ..acl import mode_parse
+from ..callers import request_caller
 from ..keys import ttl_parse
 from .params import param_flag, param_int, param_str
 from .serializers import (
@@ -31,27 +32,7 @@ from .serializers import (
     version_out,
 )
 
-ADMIN_ACL = "admin:acl"
 KEY_PARAM = OpenApiParameter("key", OpenApiTypes.STR, OpenApiParameter.PATH)
-
-
-def request_caller(request) -> Caller:
-    """The ACL's view of who is asking: user, groups, superuser, and the admin:acl scope."""
-    if not settings.KVS_AUTH_ENABLED:
-        return SYSTEM
-    user = request.user
-    if user is None or not user.is_authenticated:
-        return ANONYMOUS
-    groups = getattr(user, "_kvs_group_names", None)
-    if groups is None:  # cached on the user, which the token cache keeps for a moment
-        groups = frozenset(user.groups.values_list("name", flat=True))
-        user._kvs_group_names = groups
-    return Caller(
-        username=user.username,
-        groups=groups,
-        superuser=user.is_superuser,
-        acl_admin=credential_has_scope(request, ADMIN_ACL),
-    )
 
 
 class KeyApi(APIView):

@@ -1,0 +1,30 @@
+"""Who is asking, in the ACL's terms: a Caller built from an API request or an admin session."""
+
+from django.conf import settings
+
+from accounts.permissions import credential_has_scope
+from accounts.scopes import ADMIN_ACL
+
+from .acl import ANONYMOUS, SYSTEM, Caller
+
+
+def user_caller(user, *, acl_admin: bool) -> Caller:
+    """An authenticated user as a Caller (its group names are cached on the user object, which
+    the token cache keeps for a moment)."""
+    groups = getattr(user, "_kvs_group_names", None)
+    if groups is None:
+        groups = frozenset(user.groups.values_list("name", flat=True))
+        user._kvs_group_names = groups
+    return Caller(
+        username=user.username, groups=groups, superuser=user.is_superuser, acl_admin=acl_admin
+    )
+
+
+def request_caller(request) -> Caller:
+    """The caller of an API request or websocket: its user, and the admin:acl scope."""
+    if not settings.KVS_AUTH_ENABLED:
+        return SYSTEM
+    user = request.user
+    if user is None or not user.is_authenticated:
+        return ANONYMOUS
+    return user_caller(user, acl_admin=credential_has_scope(request, ADMIN_ACL))
