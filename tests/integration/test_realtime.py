@@ -64,6 +64,21 @@ def alive_peers(launch: Launch, index: int) -> int:
     return sum(m["status"] == "alive" and m["node_id"] != f"node{index}" for m in members.json())
 
 
+def subscribed(launch: Launch, topic: str, counts: dict[int, int]) -> None:
+    """Wait until each node (index → count) counts that many subscribers of `topic`: their
+    sockets are accepted, so their subscriptions are in place."""
+
+    def counted() -> bool:
+        for index, count in counts.items():
+            with api(launch, index) as client:
+                topics = client.get("/api/v1/pubsub/").json()["topics"]
+            if {"name": topic, "subscribers": count} not in topics:
+                return False
+        return True
+
+    wait_for(counted, timeout=EVENT_DEADLINE_S, what=f"subscribers of {topic}: {counts}")
+
+
 def api(launch: Launch, index: int = 1, token: str | None = None) -> httpx.Client:
     return httpx.Client(
         base_url=launch.node_url(index),
@@ -221,7 +236,7 @@ def test_a_message_published_on_one_node_reaches_every_subscriber_exactly_once(c
             url = ws_url(cluster, index, f"/ws/v1/pubsub/fanout/news?token={cluster.token}")
             subscribers.append(await websockets.connect(url))
         try:
-            await asyncio.sleep(0.3)  # subscriptions are in place
+            await asyncio.to_thread(subscribed, cluster, "fanout/news", {1: 2, 2: 2, 3: 2})
             await subscribers[2].send(json.dumps({"data": {"n": 1}}))  # on node2
             with api(cluster, 3) as node3:
                 rest = node3.post("/api/v1/pubsub/fanout/news", json={"data": {"n": 2}})
@@ -267,7 +282,7 @@ def test_a_stalled_subscriber_does_not_slow_a_healthy_one(cluster: Launch):
         publisher = await websockets.connect(ws_url(cluster, 1, path))
         draining = asyncio.create_task(drain(publisher))
         try:
-            await asyncio.sleep(0.3)
+            await asyncio.to_thread(subscribed, cluster, "stall/t", {1: 3})
             receiving = asyncio.create_task(receive(healthy, count))
             for i in range(count):
                 await publisher.send(json.dumps({"data": {"i": i, "pad": pad}}))
