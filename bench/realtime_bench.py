@@ -12,12 +12,13 @@ watch: one watcher of `bench/` on node1 and one on node2; --writes PUTs to node1
 each after the previous one's events arrived. Latency is from the PUT's answer to the event's
 arrival: on node1 (same node) and on node2 (push replication, then the watch).
 
-pub/sub: --subscribers sockets subscribe to one topic on node1 (spread over --procs receiving
-processes, with uvloop), plus --stalled sockets that complete the handshake and never read. One
-socket publishes {"data": {"t": send time}} at --rate messages/s for --seconds. Latency is from
-the publisher's send to a subscriber's receipt, over every (message, subscriber). RSS is the sum
-over node1's processes (web workers, Celery, Redis) before the subscribers connect and after the
-run, with the stalled sockets still open.
+pub/sub: --subscribers sockets subscribe to one topic on node1, spread over --procs receiving
+processes (raw asyncio protocols on uvloop, lean enough to keep up), plus --stalled sockets that
+complete the handshake and never read. One socket publishes {"data": {"t": send time, "i": n}}
+at --rate messages/s for --seconds. Latency is from the publisher's send to a subscriber's
+receipt, over every (message, subscriber). RSS is the sum over node1's processes (web workers,
+Celery, Redis) before the subscribers connect and after the run, with the stalled sockets still
+open.
 Exit status: 0 ok, 1 some event or message was missing, 130 interrupted.
 """
 
@@ -38,6 +39,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import psutil
 import websockets
 
@@ -135,54 +137,104 @@ async def watch_latency(launch: Launch, writes: int) -> dict:
 # --- pub/sub fan-out -----------------------------------------------------------------------------
 
 
-def receiver(
-    url: str, sockets: int, expected: int, ready, results, deadline_s: float, deflate: bool
-) -> None:
+class Receiver(asyncio.Protocol):
+    """A websocket subscriber kept lean, so that 500 of them in one process keep up with the node:
+    the handshake by hand, then the server's (unmasked) frames parsed straight from the buffer.
+    Pings are answered; every text frame goes to `on_frame(payload, arrival time)`."""
+
+    def __init__(self, path: str, host: str, on_frame) -> None:
+        self.path, self.host, self.on_frame = path, host, on_frame
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.opened = asyncio.get_running_loop().create_future()
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buffer[:end])
+            del buffer[: end + 4]
+            if not head.startswith(b"HTTP/1.1 101"):
+                self.opened.set_exception(ConnectionError(head.decode(errors="replace")))
+                return
+            self.upgraded = True
+            self.opened.set_result(None)
+        now, at, size = time.time(), 0, len(buffer)
+        while size - at >= 2:
+            opcode, length, head = buffer[at] & 0x0F, buffer[at + 1] & 0x7F, 2
+            if length == 126:
+                length, head = int.from_bytes(buffer[at + 2 : at + 4], "big"), 4
+            elif length == 127:
+                length, head = int.from_bytes(buffer[at + 2 : at + 10], "big"), 10
+            if size - at < head + length:
+                break
+            payload = bytes(buffer[at + head : at + head + length])
+            at += head + length
+            if opcode == 1:
+                self.on_frame(payload, now)
+            elif opcode == 9:  # ping → pong (client frames are masked; a zero mask)
+                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + bytes(4) + payload)
+            elif opcode == 8:
+                self.transport.close()
+        del buffer[:at]
+
+    def connection_lost(self, exc) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("closed during the handshake"))
+
+
+def receiver(port: int, path: str, sockets: int, expected: int, ready, results, deadline_s) -> None:
     """A process holding `sockets` subscribers; sends back every delivery latency (ms)."""
-    try:
-        import uvloop
+    import uvloop
 
-        uvloop.install()
-    except ImportError:
-        pass
+    latencies: list[float] = []
+    others: dict[str, int] = {}
+    ingest: list[float] = []  # publisher's send → the node's published_at, once per message
+    seen: set[int] = set()
 
-    compression = "deflate" if deflate else None
-
-    ingest: list[float] = []  # publisher's send → the node's published_at
-
-    async def one(ws, latencies: list[float], others: dict, first: bool) -> None:
-        got = 0
-        while got < expected:
-            frame = json.loads(await ws.recv())
-            if frame["type"] == "message":
-                latencies.append((time.time() - frame["data"]["t"]) * 1000)
-                if first:
-                    ingest.append(frame["published_at"] - frame["data"]["t"] * 1000)
-                got += 1
-            else:
-                others[frame["type"]] = others.get(frame["type"], 0) + 1
+    def on_frame(payload: bytes, now: float) -> None:
+        frame = orjson.loads(payload)
+        if frame["type"] != "message":
+            others[frame["type"]] = others.get(frame["type"], 0) + 1
+            return
+        sent = frame["data"]["t"]
+        latencies.append((now - sent) * 1000)
+        if frame["data"]["i"] not in seen:
+            seen.add(frame["data"]["i"])
+            ingest.append(frame["published_at"] - sent * 1000)
 
     async def main() -> None:
-        subscribers = [
-            await websockets.connect(url, max_size=None, compression=compression)
-            for _ in range(sockets)
-        ]
+        loop = asyncio.get_running_loop()
+        subscribers = []
+        for _ in range(sockets):
+            _, protocol = await loop.create_connection(
+                lambda: Receiver(path, f"127.0.0.1:{port}", on_frame), "127.0.0.1", port
+            )
+            await protocol.opened
+            subscribers.append(protocol)
         ready.put(sockets)
-        latencies: list[float] = []
-        others: dict[str, int] = {}
-        tasks = [
-            asyncio.create_task(one(ws, latencies, others, i == 0))
-            for i, ws in enumerate(subscribers)
-        ]
-        done, pending = await asyncio.wait(tasks, timeout=deadline_s)
-        for task in pending:
-            task.cancel()
+        stop = time.monotonic() + deadline_s
+        while len(latencies) < expected * sockets and time.monotonic() < stop:
+            await asyncio.sleep(0.05)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         results.put((latencies, others, usage.ru_utime + usage.ru_stime, ingest))
-        for ws in subscribers:
-            await ws.close()
+        for protocol in subscribers:
+            protocol.transport.close()
 
-    asyncio.run(main())
+    uvloop.run(main())
 
 
 def stalled_socket(port: int, path: str) -> socket.socket:
@@ -233,7 +285,7 @@ def fanout(launch: Launch, args) -> dict:
     ]
     deadline = args.seconds + 60
     procs = [
-        ctx.Process(target=receiver, args=(url, n, count, ready, results, deadline, args.deflate))
+        ctx.Process(target=receiver, args=(launch.port, path, n, count, ready, results, deadline))
         for n in shares
     ]
     for proc in procs:
@@ -312,8 +364,7 @@ def report(watch: dict, fan: dict, args) -> str:
         "",
         f"fan-out CPU per delivered frame: node1 web workers + Redis "
         f"{fan['server_cpu'] / max(1, fan['delivered']) * 1e6:.0f} us, subscriber processes "
-        f"{fan['client_cpu'] / max(1, fan['delivered']) * 1e6:.0f} us (with their connecting); "
-        f"deflate {'offered' if args.deflate else 'off'}",
+        f"{fan['client_cpu'] / max(1, fan['delivered']) * 1e6:.0f} us (with their connecting)",
         f"node1 RSS (web workers + Celery + Redis): {fan['rss_before'] / mb:.0f} MiB before the "
         f"subscribers, {fan['rss_after'] / mb:.0f} MiB after the run with {fan['stalled']} "
         f"stalled sockets still open: {growth:+.0f} MiB",
@@ -330,12 +381,7 @@ def parse_args(argv=None):
     p.add_argument("--stalled", type=int, default=10, help="extra subscribers that never read")
     p.add_argument("--rate", type=float, default=100, help="messages published per second")
     p.add_argument("--seconds", type=float, default=10, help="how long to publish")
-    p.add_argument("--procs", type=int, default=2, help="processes holding the subscribers")
-    p.add_argument(
-        "--deflate",
-        action="store_true",
-        help="subscribers offer permessage-deflate (uvicorn then compresses every frame)",
-    )
+    p.add_argument("--procs", type=int, default=1, help="processes holding the subscribers")
     p.add_argument("--json", type=Path, help="also write the results here")
     return p.parse_args(argv)
 

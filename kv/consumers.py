@@ -43,7 +43,7 @@ class WatchConsumer(RealtimeConsumer):
         await self.accept()
         self.run_task(self._follow(head, node))
 
-    async def kv_changed(self, event: dict) -> None:
+    def group_event(self, event: dict) -> None:
         self.upto = max(self.upto, event["revision"])
         if watch_touches(self.prefix, event["keys"]):
             self.wake.set()

@@ -1,5 +1,12 @@
 """Plumbing shared by the watch and pub/sub sockets: refusal before accept, a bounded send queue
-per socket, and channel-layer group sends from synchronous threads.
+per socket, one channel-layer subscription per group and process, and group sends from synchronous
+threads.
+
+Fan-out: a socket does not receive group events through the channel layer itself. The process
+holds one layer channel per group it has members in (`LocalGroups`), reads it with one task, and
+hands each event to every member socket by a plain method call. A published message therefore
+costs one Redis PUBLISH and one decode per process, then a queue put per socket; what each socket
+costs per event is its sender task writing the frame.
 
 Back-pressure: every frame a socket sends goes through its own queue of at most
 KVS_WS_SEND_QUEUE frames, drained by one sender task. A client that reads slowly (or not at all)
@@ -14,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
+import weakref
 
 import orjson
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -26,6 +35,8 @@ from rest_framework.exceptions import APIException, AuthenticationFailed
 
 from kvsite.exceptions import KvsError, NotFound
 from kvsite.ws_auth import WsRequest, ws_request
+
+log = logging.getLogger(__name__)
 
 DENIAL_EXTENSION = "websocket.http.response"
 CLOSE_CODE_BASE = 4000  # refusal without the denial extension: close with 4000 + HTTP status
@@ -65,7 +76,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.groups = []
+        self.groups = []  # Channels' own group membership: unused, see group_join
+        self._joined: list[str] = []
         self._queue: asyncio.Queue[str] | None = None
         self._dropped = 0
         self._tasks: list[asyncio.Task] = []
@@ -96,9 +108,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.base_send({"type": "websocket.http.response.body", "body": payload})
 
     async def group_join(self, group: str) -> None:
-        """Receive `group`'s events until the socket closes."""
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups.append(group)
+        """Receive `group`'s events (through `group_event`) until the socket closes; once this
+        returns, every event sent to the group reaches this socket."""
+        self._joined.append(group)
+        await local_groups().join(group, self)
+
+    def group_event(self, event: dict) -> None:
+        """One event of a group this socket joined. Called by the process's reader of the group
+        for every member in turn: it must not block (queue a frame, set an event)."""
 
     async def accept(self, subprotocol=None, headers=None) -> None:
         await super().accept(subprotocol, headers)
@@ -117,7 +134,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await super().websocket_disconnect(message)  # leaves self.groups, calls disconnect()
+        groups = local_groups()
+        for group in self._joined:
+            await groups.leave(group, self)
+        await super().websocket_disconnect(message)  # calls disconnect()
 
     # --- receiving -------------------------------------------------------------------------------
 
@@ -184,6 +204,101 @@ class NoRouteConsumer(RealtimeConsumer):
 
     async def connect(self) -> None:
         await self.refuse(NotFound("No websocket is served at this path."))
+
+
+# --- One subscription per group and process ------------------------------------------------------
+
+
+OUTBOX_SIZE = 1000
+
+
+class LocalGroups:
+    """The sockets of one event loop (one ASGI process) that joined each channel-layer group.
+
+    The first member of a group opens a layer channel, adds it to the group and starts a task
+    that reads it; every event read is handed to each member's `group_event`, in the order the
+    layer delivered them. The last member to leave stops the task and leaves the group.
+    """
+
+    def __init__(self) -> None:
+        self._members: dict[str, dict[int, RealtimeConsumer]] = {}
+        self._readers: dict[str, tuple[str, asyncio.Task]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._outbox: asyncio.Queue[tuple[str, dict]] | None = None
+
+    def members(self, group: str) -> int:
+        return len(self._members.get(group, ()))
+
+    async def join(self, group: str, consumer: RealtimeConsumer) -> None:
+        async with self._locks.setdefault(group, asyncio.Lock()):
+            if group not in self._readers:
+                layer = get_channel_layer()
+                channel = await layer.new_channel("group.")
+                await layer.group_add(group, channel)
+                task = asyncio.create_task(self._read(group, channel))
+                self._readers[group] = (channel, task)
+            self._members.setdefault(group, {})[id(consumer)] = consumer
+
+    async def leave(self, group: str, consumer: RealtimeConsumer) -> None:
+        async with self._locks.setdefault(group, asyncio.Lock()):
+            members = self._members.get(group, {})
+            members.pop(id(consumer), None)
+            if members or group not in self._readers:
+                return
+            del self._members[group]
+            channel, task = self._readers.pop(group)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await get_channel_layer().group_discard(group, channel)
+
+    async def send(self, group: str, event: dict) -> None:
+        """`group_send` in the order of the calls, without waiting for Redis: the event joins
+        this loop's outbox (this waits only while OUTBOX_SIZE events are ahead of it), and one
+        task sends them. A socket that publishes then takes its next frame at once instead of
+        a round trip later, which a busy loop stretches to several milliseconds."""
+        if self._outbox is None:
+            self._outbox = asyncio.Queue(maxsize=OUTBOX_SIZE)
+            asyncio.create_task(self._send_all(self._outbox))
+        await self._outbox.put((group, event))
+
+    async def _send_all(self, outbox: asyncio.Queue) -> None:
+        layer = get_channel_layer()
+        while True:
+            group, event = await outbox.get()
+            try:
+                await layer.group_send(group, event)
+            except Exception:  # at most once, like the rest of pub/sub
+                log.warning("realtime: an event for %s was not sent", group, exc_info=True)
+
+    async def _read(self, group: str, channel: str) -> None:
+        layer = get_channel_layer()
+        while True:
+            try:
+                event = await layer.receive(channel)
+            except Exception:  # the layer lost Redis for a moment: it reconnects by itself
+                log.warning("realtime: reading group %s failed", group, exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            for consumer in tuple(self._members.get(group, {}).values()):
+                try:
+                    consumer.group_event(event)
+                except Exception:
+                    log.exception("realtime: a socket failed to take an event of %s", group)
+
+
+_local_groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalGroups] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def local_groups() -> LocalGroups:
+    """The group members of the running event loop."""
+    loop = asyncio.get_running_loop()
+    groups = _local_groups.get(loop)
+    if groups is None:
+        groups = _local_groups[loop] = LocalGroups()
+    return groups
 
 
 # --- Group sends from synchronous code -----------------------------------------------------------

@@ -45,5 +45,5 @@ class PubSubConsumer(RealtimeConsumer):
             return
         self.offer(frame_encode({"type": "published", "id": message["id"]}))
 
-    async def pubsub_message(self, event: dict) -> None:
+    def group_event(self, event: dict) -> None:
         self.offer(event["frame"])  # a full queue drops it and later says how many were lost
