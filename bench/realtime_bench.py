@@ -230,7 +230,7 @@ def receiver(port: int, path: str, sockets: int, expected: int, ready, results, 
         while len(latencies) < expected * sockets and time.monotonic() < stop:
             await asyncio.sleep(0.05)
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        results.put((latencies, others, usage.ru_utime + usage.ru_stime, ingest))
+        results.put((port, latencies, others, usage.ru_utime + usage.ru_stime, ingest))
         for protocol in subscribers:
             protocol.transport.close()
 
@@ -272,6 +272,15 @@ async def _drain(ws) -> None:
         pass
 
 
+def subscribers_counted(launch: Launch, index: int, at_least: int) -> bool:
+    topics = httpx.get(
+        f"{launch.node_url(index)}/api/v1/pubsub/",
+        headers={"Authorization": f"Bearer {launch.token}"},
+        timeout=5,
+    ).json()["topics"]
+    return sum(t["subscribers"] for t in topics if t["name"] == TOPIC) >= at_least
+
+
 def fanout(launch: Launch, args) -> dict:
     path = f"/ws/v1/pubsub/{TOPIC}?token={launch.token}"
     url = ws_url(launch, 1, path)
@@ -284,25 +293,38 @@ def fanout(launch: Launch, args) -> dict:
         for i in range(args.procs)
     ]
     deadline = args.seconds + 60
+    # node1's subscribers, then one subscriber on node2 (the messages forwarded to a peer)
+    ports = [launch.port] * len(shares) + [launch.port + 1]
     procs = [
-        ctx.Process(target=receiver, args=(launch.port, path, n, count, ready, results, deadline))
-        for n in shares
+        ctx.Process(target=receiver, args=(port, path, n, count, ready, results, deadline))
+        for port, n in zip(ports, [*shares, 1], strict=True)
     ]
     for proc in procs:
         proc.start()
-    connected = sum(ready.get(timeout=120) for _ in procs)
+    connected = sum(ready.get(timeout=120) for _ in procs) - 1
     stalled = [stalled_socket(launch.port, path) for _ in range(args.stalled)]
-    time.sleep(1.0)  # subscriptions in place
+    wait_for(
+        lambda: (
+            subscribers_counted(launch, 1, connected + len(stalled))
+            and subscribers_counted(launch, 2, 1)
+        ),
+        timeout=30,
+        what="every subscription counted",
+    )
     cpu_before = node_cpu(launch, 1)
     achieved = asyncio.run(publish(url, args.rate, count))
     latencies: list[float] = []
+    remote: list[float] = []
     others: dict[str, int] = {}
     client_cpu = 0.0
     ingest: list[float] = []
     for _ in procs:
-        part, kinds, used, ingested = results.get(timeout=deadline + 30)
+        port, part, kinds, used, ingested = results.get(timeout=deadline + 30)
+        if port != launch.port:
+            remote = part
+            continue
         client_cpu += used
-        ingest = ingest or ingested  # one subscriber's view is enough
+        ingest = ingest or ingested  # one process's view is enough
         latencies += part
         for kind, n in kinds.items():
             others[kind] = others.get(kind, 0) + n
@@ -322,6 +344,7 @@ def fanout(launch: Launch, args) -> dict:
         "delivered": len(latencies),
         "other_frames": others,
         "latencies": latencies,
+        "remote": remote,
         "ingest": ingest,
         "server_cpu": server_cpu,
         "client_cpu": client_cpu,
@@ -361,6 +384,12 @@ def report(watch: dict, fan: dict, args) -> str:
             f"other frames {fan['other_frames'] or 'none'}",
         ),
         row("  of which: publisher's send → published_at", fan["ingest"], fan["messages"]),
+        row(
+            "pub/sub, one subscriber on node2",
+            fan["remote"],
+            fan["messages"],
+            "forwarded once by node1 (KVS_PUBSUB_FORWARD_GATHER)",
+        ),
         "",
         f"fan-out CPU per delivered frame: node1 web workers + Redis "
         f"{fan['server_cpu'] / max(1, fan['delivered']) * 1e6:.0f} us, subscriber processes "
@@ -401,11 +430,12 @@ def main(argv=None) -> int:
             fan = fanout(launch, args)
     print(report(watch, fan, args))
     if args.json:
-        summary = {k: v for k, v in fan.items() if k not in ("latencies", "ingest")}
+        summary = {k: v for k, v in fan.items() if k not in ("latencies", "ingest", "remote")}
         for name, values in (
             ("watch_same", watch["same"]),
             ("watch_other", watch["other"]),
             ("fanout", fan["latencies"]),
+            ("pubsub_other_node", fan["remote"]),
         ):
             if values:
                 summary[name] = {
@@ -415,7 +445,11 @@ def main(argv=None) -> int:
                     "max": max(values),
                 }
         args.json.write_text(json.dumps(summary, indent=2))
-    complete = len(watch["other"]) == args.writes and fan["delivered"] == fan["expected"]
+    complete = (
+        len(watch["other"]) == args.writes
+        and fan["delivered"] == fan["expected"]
+        and len(fan["remote"]) == fan["messages"]
+    )
     return 0 if complete else 1
 
 

@@ -36,8 +36,9 @@ SEND_ATTEMPTS = 2
 class PeerOutbox:
     """The messages waiting for one peer, posted in batches by a thread of their own."""
 
-    def __init__(self, url: str, transport: Transport, *, size: int) -> None:
+    def __init__(self, url: str, transport: Transport, *, size: int, gather_s: float = 0) -> None:
         self.url = url
+        self._gather_s = gather_s
         self._transport = transport
         self._waiting: deque[dict] = deque(maxlen=size)
         self._lock = threading.Lock()
@@ -52,7 +53,9 @@ class PeerOutbox:
         self._flush_soon.poke()
 
     def flush(self) -> None:
-        """Post everything waiting, a batch at a time."""
+        """Post everything waiting, a batch at a time, after gathering for `gather_s`."""
+        if self._gather_s:
+            time.sleep(self._gather_s)
         while True:
             with self._lock:
                 batch = [
@@ -126,8 +129,12 @@ class Forwarder:
         if outbox is None:
             if self._transport is None:
                 self._transport = self._transport_source()
-            size = settings.KVS_PUBSUB_FORWARD_QUEUE
-            outbox = self._outboxes[url] = PeerOutbox(url, self._transport, size=size)
+            outbox = self._outboxes[url] = PeerOutbox(
+                url,
+                self._transport,
+                size=settings.KVS_PUBSUB_FORWARD_QUEUE,
+                gather_s=settings.KVS_PUBSUB_FORWARD_GATHER,
+            )
         return outbox
 
 
