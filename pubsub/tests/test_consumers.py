@@ -6,9 +6,11 @@ import asyncio
 from urllib.parse import quote
 
 import pytest
+from channels.layers import get_channel_layer
 
 from kv.tests.realtime import frames, opened, refused, run, socket
 from kvsite.realtime import RealtimeConsumer
+from pubsub.services import topic_group
 from pubsub.subscribers import book
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +37,29 @@ def test_sockets_without_credential_pubsub_scope_or_outside_the_prefix_are_refus
         client = socket(topic_path("team/news"), token=confined)
         await opened(client)
         await client.disconnect()
+
+    run(scenario)
+
+
+def test_sockets_of_a_topic_share_one_layer_subscription_until_the_last_leaves(
+    channel_layer, forwarded, token
+):
+    secret = token(scopes=["pubsub"])
+    group = topic_group("chat/room")
+
+    async def scenario():
+        clients = [socket(topic_path("chat/room"), token=secret) for _ in range(3)]
+        for client in clients:
+            await opened(client)
+        layer = get_channel_layer()
+        assert len(layer.groups[group]) == 1  # one per process, not one per socket
+        await clients[0].send_json_to({"data": "to all"})
+        for client in clients:
+            expected = 2 if client is clients[0] else 1  # the publisher also gets its ack
+            assert "message" in [f["type"] for f in await frames(client, expected)]
+        for client in clients:
+            await client.disconnect()
+        assert not layer.groups.get(group)
 
     run(scenario)
 
