@@ -223,14 +223,15 @@ class LocalGroups:
     def __init__(self) -> None:
         self._members: dict[str, dict[int, RealtimeConsumer]] = {}
         self._readers: dict[str, tuple[str, asyncio.Task]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._changing = asyncio.Lock()  # joins and leaves, one at a time
         self._outbox: asyncio.Queue[tuple[str, dict]] | None = None
+        self._outbox_task: asyncio.Task | None = None
 
     def members(self, group: str) -> int:
         return len(self._members.get(group, ()))
 
     async def join(self, group: str, consumer: RealtimeConsumer) -> None:
-        async with self._locks.setdefault(group, asyncio.Lock()):
+        async with self._changing:
             if group not in self._readers:
                 layer = get_channel_layer()
                 channel = await layer.new_channel("group.")
@@ -240,7 +241,7 @@ class LocalGroups:
             self._members.setdefault(group, {})[id(consumer)] = consumer
 
     async def leave(self, group: str, consumer: RealtimeConsumer) -> None:
-        async with self._locks.setdefault(group, asyncio.Lock()):
+        async with self._changing:
             members = self._members.get(group, {})
             members.pop(id(consumer), None)
             if members or group not in self._readers:
@@ -259,7 +260,7 @@ class LocalGroups:
         a round trip later, which a busy loop stretches to several milliseconds."""
         if self._outbox is None:
             self._outbox = asyncio.Queue(maxsize=OUTBOX_SIZE)
-            asyncio.create_task(self._send_all(self._outbox))
+            self._outbox_task = asyncio.create_task(self._send_all(self._outbox))
         await self._outbox.put((group, event))
 
     async def _send_all(self, outbox: asyncio.Queue) -> None:
