@@ -20,6 +20,7 @@ class Config:
     probe_dead_chance: float = 0.25
     suspect_after_ms: int = 2_500
     dead_after_ms: int = 5_000
+    reap_after_ms: int | None = None
     timeout_s: float = 1.0
 
     @classmethod
@@ -38,5 +39,8 @@ class Config:
             probe_dead_chance=settings.KVS_GOSSIP_PROBE_DEAD,
             suspect_after_ms=round(settings.KVS_SUSPECT_AFTER * 1000),
             dead_after_ms=round(settings.KVS_DEAD_AFTER * 1000),
+            reap_after_ms=(
+                round(settings.KVS_REAP_AFTER * 1000) if settings.KVS_REAP_AFTER > 0 else None
+            ),
             timeout_s=settings.KVS_GOSSIP_TIMEOUT,
         )

@@ -19,6 +19,7 @@ from .membership import (
     SUSPECT,
     MemberState,
     MemberTable,
+    member_forget,
     member_heard,
     member_leave,
     member_self,
@@ -30,6 +31,7 @@ from .suspicion import members_check
 from .transport import Transport, TransportError
 
 GOSSIP_PATH = "/cluster/internal/gossip"
+FORGET_PATH = "/cluster/internal/forget"
 
 logger = logging.getLogger(__name__)
 # Shared by every round of the process: peers are contacted concurrently, threads are reused.
@@ -114,6 +116,75 @@ def gossip_leave(
     return me
 
 
+@dataclass
+class ForgetReport:
+    """Who forgot a member: this node, then the peers that confirmed or could not be reached."""
+
+    node_id: str
+    forgotten_by: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+
+class ForgetRefused(Exception):
+    """The member is unknown here (`unknown`), or alive, suspect or ourselves."""
+
+    def __init__(self, message: str, *, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+
+
+def gossip_forget(
+    transport: Transport,
+    node_id: str,
+    *,
+    config: Config | None = None,
+    store: MemberStore | None = None,
+) -> ForgetReport:
+    """Forget a dead or departed member now (rather than after KVS_REAP_AFTER), here and on every
+    live peer. A peer that cannot be reached forgets it when its own reap time comes."""
+    config = config or Config.from_settings()
+    store = store or DbMemberStore(config.node_id)
+    if node_id == config.node_id:
+        raise ForgetRefused(f"{node_id!r} is this node: only other members can be forgotten.")
+    with store.locked() as table:
+        member = table.get(node_id)
+        if member is None:
+            raise ForgetRefused(f"No member {node_id!r} is known here.", unknown=True)
+        if not member_forget(table, node_id=node_id):
+            raise ForgetRefused(
+                f"{node_id!r} is {member.status}: only a dead or departed member can be forgotten."
+            )
+        peers = {m.url: m.node_id for m in _peers(table) if m.status in (ALIVE, SUSPECT)}
+    report = ForgetReport(node_id=node_id, forgotten_by=[config.node_id])
+    request = {"node_id": node_id, "incarnation": member.incarnation}
+    futures = {_pool.submit(transport.send, url, FORGET_PATH, request): url for url in peers}
+    done, late = wait(futures, timeout=2 * config.timeout_s + 0.5)
+    for future in done:
+        try:
+            future.result()
+            report.forgotten_by.append(peers[futures[future]])
+        except TransportError as error:
+            logger.info("forget %s on %s failed: %s", node_id, futures[future], error)
+            report.unreachable.append(peers[futures[future]])
+    report.unreachable += [peers[futures[future]] for future in late]
+    report.unreachable.sort()
+    return report
+
+
+def forget_receive(
+    node_id: str,
+    incarnation: int,
+    *,
+    config: Config | None = None,
+    store: MemberStore | None = None,
+) -> bool:
+    """A peer's request to forget `node_id` as it knew it (at most `incarnation`)."""
+    config = config or Config.from_settings()
+    store = store or DbMemberStore(config.node_id)
+    with store.locked() as table:
+        return member_forget(table, node_id=node_id, incarnation=incarnation)
+
+
 def gossip_targets(table: MemberTable, config: Config, rng: random.Random) -> list[str]:
     """URLs for this round: `fanout` live peers (alive first), now and then a dead one to probe,
     and the seeds while we know no live peer (join)."""
@@ -161,5 +232,9 @@ def _absorb(table: MemberTable, message: GossipMessage, *, now: int) -> None:
 
 def _check(table: MemberTable, config: Config, now: int) -> list[str]:
     return members_check(
-        table, now=now, suspect_after_ms=config.suspect_after_ms, dead_after_ms=config.dead_after_ms
+        table,
+        now=now,
+        suspect_after_ms=config.suspect_after_ms,
+        dead_after_ms=config.dead_after_ms,
+        reap_after_ms=config.reap_after_ms,
     )

@@ -67,6 +67,7 @@ class MemberTable:
         self.self_id = self_id
         self._members = {member.node_id: member for member in members}
         self.changed: set[str] = set()
+        self.removed: set[str] = set()
 
     def get(self, node_id: str) -> MemberState | None:
         return self._members.get(node_id)
@@ -76,6 +77,13 @@ class MemberTable:
         if self._members.get(member.node_id) != member:
             self._members[member.node_id] = member
             self.changed.add(member.node_id)
+            self.removed.discard(member.node_id)
+
+    def remove(self, node_id: str) -> None:
+        """Forget `node_id` (never ourselves)."""
+        if node_id != self.self_id and self._members.pop(node_id, None) is not None:
+            self.changed.discard(node_id)
+            self.removed.add(node_id)
 
     def all(self) -> list[MemberState]:
         """Every member, this node included, by node id."""
@@ -192,6 +200,18 @@ def member_leave(table: MemberTable, *, now: int) -> MemberState:
     me = replace(me, incarnation=me.incarnation + 1, status=LEFT, status_changed_at=now)
     table.put(me)
     return me
+
+
+def member_forget(table: MemberTable, *, node_id: str, incarnation: int | None = None) -> bool:
+    """Forget `node_id` if it is dead or left (at most at `incarnation`, when given): whether it
+    was. Ourselves, a live member and one that came back at a higher incarnation are kept."""
+    member = table.get(node_id)
+    if member is None or node_id == table.self_id or member.status not in (DEAD, LEFT):
+        return False
+    if incarnation is not None and member.incarnation > incarnation:
+        return False
+    table.remove(node_id)
+    return True
 
 
 def members_merge(table: MemberTable, digests: Iterable[MemberDigest], *, now: int) -> None:

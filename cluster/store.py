@@ -48,7 +48,8 @@ class DbMemberStore:
 
 
 def _save(table: MemberTable, rows: dict[str, Member]) -> None:
-    """Write the rows of `table` that changed: update the known ones, insert the new ones."""
+    """Write the rows of `table` that changed: update the known ones, insert the new ones, delete
+    the forgotten ones."""
     new = []
     for node_id in sorted(table.changed):
         state = table.get(node_id).as_dict()
@@ -57,6 +58,8 @@ def _save(table: MemberTable, rows: dict[str, Member]) -> None:
         else:
             new.append(Member(**state))
     Member.objects.bulk_create(new)
+    if table.removed:
+        Member.objects.filter(node_id__in=table.removed).delete()
 
 
 class MemoryMemberStore:

@@ -1,4 +1,5 @@
-"""The silence timer: members not heard from become suspect, then dead."""
+"""The silence timer: members not heard from become suspect, then dead; members dead or gone for
+long are forgotten."""
 
 from __future__ import annotations
 
@@ -6,15 +7,30 @@ from .membership import ALIVE, DEAD, LEFT, MemberTable, member_dead, member_susp
 
 
 def members_check(
-    table: MemberTable, *, now: int, suspect_after_ms: int, dead_after_ms: int
+    table: MemberTable,
+    *,
+    now: int,
+    suspect_after_ms: int,
+    dead_after_ms: int,
+    reap_after_ms: int | None = None,
 ) -> list[str]:
-    """Suspect members silent for `suspect_after_ms`, declare dead those silent for `dead_after_ms`.
+    """Suspect members silent for `suspect_after_ms`, declare dead those silent for `dead_after_ms`,
+    and forget those dead or left for `reap_after_ms` (None: never).
 
-    Returns the ids of the members whose status this changed.
+    A forgotten member that comes back is added again by its first gossip, as a new member. News
+    of it as dead or left is ignored once forgotten; news of it alive (from a peer that missed its
+    death for that long) adds it back, and the timer starts over.
+
+    Returns the ids of the members whose status this changed or who were forgotten.
     """
     changed = []
     for member in table.all():
-        if member.node_id == table.self_id or member.status in (DEAD, LEFT):
+        if member.node_id == table.self_id:
+            continue
+        if member.status in (DEAD, LEFT):
+            if reap_after_ms is not None and now - member.status_changed_at >= reap_after_ms:
+                table.remove(member.node_id)
+                changed.append(member.node_id)
             continue
         silent = now - member.last_seen
         if silent >= dead_after_ms:

@@ -127,6 +127,10 @@ KVS_GOSSIP_TIMEOUT = env.float("KVS_GOSSIP_TIMEOUT", default=1.0)
 # member takes O(log n) rounds to reach everyone.
 KVS_SUSPECT_AFTER = env.float("KVS_SUSPECT_AFTER", default=2.5)
 KVS_DEAD_AFTER = env.float("KVS_DEAD_AFTER", default=5.0)
+# Seconds a member stays in the table once dead or left before it is forgotten (0: never). Like
+# Consul's reconnect_timeout: long enough for a host to be repaired and come back as the same
+# member; a member forgotten sooner that comes back simply joins again.
+KVS_REAP_AFTER = env.float("KVS_REAP_AFTER", default=72 * 3600)
 # Seconds a signed node-to-node request stays valid (and its signature is remembered to refuse
 # replays). Longer: tolerates more clock skew between nodes, but a captured request can be
 # replayed against another node for longer.

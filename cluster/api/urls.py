@@ -6,4 +6,5 @@ urlpatterns = [
     path("status", views.StatusApi.as_view(), name="status"),
     path("cluster/members", views.MembersApi.as_view(), name="cluster-members"),
     path("cluster/leave", views.LeaveApi.as_view(), name="cluster-leave"),
+    path("cluster/members/<str:node_id>", views.MemberApi.as_view(), name="cluster-member"),
 ]

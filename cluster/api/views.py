@@ -1,4 +1,4 @@
-"""Node health and status, the member list, and leaving the cluster."""
+"""Node health and status, the member list, forgetting a member, and leaving the cluster."""
 
 import time
 
@@ -13,9 +13,10 @@ from accounts.permissions import scope_check
 from accounts.scopes import READ
 from kv.hlc import wall_ms
 from kv.selectors import live_key_count, store_state
+from kvsite.exceptions import Conflict, NotFound
 
 from ..config import Config
-from ..gossip import gossip_leave
+from ..gossip import ForgetRefused, gossip_forget, gossip_leave
 from ..node import local_node, node_mode
 from ..selectors import members_count, members_list
 from ..transport import HttpTransport
@@ -76,6 +77,28 @@ class MembersApi(APIView):
     def get(self, request):
         scope_check(request, READ)
         return Response([member_json(member) for member in members_list()])
+
+
+class MemberApi(APIView):
+    """`DELETE`: forget a dead or departed member now, here and on every live peer."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="cluster_member_forget")
+    def delete(self, request, node_id: str):
+        scope_check(request, ADMIN_CLUSTER)
+        config = Config.from_settings()
+        try:
+            report = gossip_forget(HttpTransport.from_config(config), node_id, config=config)
+        except ForgetRefused as refused:
+            raise (NotFound if refused.unknown else Conflict)(str(refused)) from None
+        return Response(
+            {
+                "node_id": report.node_id,
+                "forgotten_by": report.forgotten_by,
+                "unreachable": report.unreachable,
+            }
+        )
 
 
 class LeaveApi(APIView):

@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("gossip", views.GossipApi.as_view(), name="cluster-gossip"),
+    path("forget", views.ForgetApi.as_view(), name="cluster-forget"),
     path("merkle", views.MerkleApi.as_view(), name="cluster-merkle"),
     path("digests", views.DigestsApi.as_view(), name="cluster-digests"),
     path("versions", views.VersionsApi.as_view(), name="cluster-versions"),

@@ -15,7 +15,7 @@ from kv.hlc import wall_ms
 from kv.merkle import tree_depth
 
 from ..antientropy import digests_answer, merkle_answer, versions_receive
-from ..gossip import gossip_receive
+from ..gossip import forget_receive, gossip_receive
 from ..messages import InvalidMessage, gossip_message_parse
 from ..node import local_node
 from ..signing import sign_response
@@ -121,3 +121,15 @@ class VersionsApi(InternalApi):
             return signed_json(request, versions_receive(versions=versions))
         except (TypeError, ValueError, KeyError) as error:
             raise ParseError(f"Malformed version: {error}") from None
+
+
+@extend_schema(exclude=True)
+class ForgetApi(InternalApi):
+    """Forget a dead or departed member, as a peer's operator asked (`gossip_forget`)."""
+
+    def post(self, request):
+        data = _json_body(request)
+        node_id, incarnation = data.get("node_id"), data.get("incarnation")
+        if not isinstance(node_id, str) or not node_id or not isinstance(incarnation, int):
+            raise ParseError("Expected {node_id: str, incarnation: int}.")
+        return signed_json(request, {"forgotten": forget_receive(node_id, incarnation)})

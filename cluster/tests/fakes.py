@@ -6,7 +6,17 @@ import random
 from functools import partial
 
 from cluster.config import Config
-from cluster.gossip import GOSSIP_PATH, RoundReport, gossip_leave, gossip_receive, gossip_round
+from cluster.gossip import (
+    FORGET_PATH,
+    GOSSIP_PATH,
+    ForgetReport,
+    RoundReport,
+    forget_receive,
+    gossip_forget,
+    gossip_leave,
+    gossip_receive,
+    gossip_round,
+)
 from cluster.membership import MemberState
 from cluster.messages import gossip_message_parse
 from cluster.store import MemoryMemberStore
@@ -42,6 +52,12 @@ class MemoryCluster:
         self.transport.route(url, partial(self._receive, name))
 
     def _receive(self, name: str, path: str, payload: dict) -> dict:
+        config, store = self.configs[name], self.stores[name]
+        if path == FORGET_PATH:
+            forgotten = forget_receive(
+                payload["node_id"], payload["incarnation"], config=config, store=store
+            )
+            return {"forgotten": forgotten}
         assert path == GOSSIP_PATH
         message = gossip_message_parse(payload)
         return gossip_receive(message, self.now, config=self.configs[name], store=self.stores[name])
@@ -70,6 +86,10 @@ class MemoryCluster:
     def leave(self, name: str) -> MemberState:
         config, store = self.configs[name], self.stores[name]
         return gossip_leave(self.transport, self.now, config=config, store=store)
+
+    def forget(self, name: str, node_id: str) -> ForgetReport:
+        config, store = self.configs[name], self.stores[name]
+        return gossip_forget(self.transport, node_id, config=config, store=store)
 
     def member(self, viewer: str, name: str) -> MemberState | None:
         """`name` as `viewer` sees it."""

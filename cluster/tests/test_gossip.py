@@ -5,7 +5,7 @@ import random
 import pytest
 
 from cluster.config import Config
-from cluster.gossip import GOSSIP_PATH, gossip_round, gossip_targets
+from cluster.gossip import GOSSIP_PATH, ForgetRefused, forget_receive, gossip_round, gossip_targets
 from cluster.membership import (
     ALIVE,
     DEAD,
@@ -223,6 +223,73 @@ def test_targets_are_the_seeds_while_no_peer_is_alive():
     assert gossip_targets(table_of({"b": ALIVE}), cfg, random.Random(1)) == ["http://b"]
 
 
+# --- forgetting a member ------------------------------------------------------------------------
+
+
+def dead_everywhere(cluster: MemoryCluster, name: str) -> None:
+    cluster.stop(name)
+    for _ in range(20):
+        cluster.tick()
+    assert all(cluster.status(v, name) == DEAD for v in cluster.configs if v != name)
+
+
+def test_a_dead_member_forgotten_on_one_node_is_forgotten_by_the_live_peers_too():
+    cluster = MemoryCluster(3)
+    for _ in range(5):
+        cluster.tick()
+    dead_everywhere(cluster, "node3")
+    report = cluster.forget("node1", "node3")
+    assert (report.forgotten_by, report.unreachable) == (["node1", "node2"], [])
+    assert cluster.member("node1", "node3") is None and cluster.member("node2", "node3") is None
+    for _ in range(5):
+        cluster.tick()  # gossip does not bring it back
+    assert cluster.member("node1", "node3") is None and cluster.member("node2", "node3") is None
+    cluster.resume("node3")  # a forgotten node that comes back joins again
+    for _ in range(10):
+        cluster.tick()
+    assert cluster.status("node1", "node3") == ALIVE and cluster.status("node2", "node3") == ALIVE
+
+
+def test_a_peer_that_cannot_be_reached_is_reported_and_keeps_the_member():
+    cluster = MemoryCluster(4)
+    for _ in range(5):
+        cluster.tick()
+    dead_everywhere(cluster, "node4")
+    cluster.transport.down.add("http://node3.test")  # node3 stays alive to the others for a bit
+    report = cluster.forget("node1", "node4")
+    assert report.forgotten_by == ["node1", "node2"] and report.unreachable == ["node3"]
+    assert cluster.status("node3", "node4") == DEAD
+
+
+@pytest.mark.parametrize("target", ["node1", "node2", "nobody"])
+def test_live_members_ourselves_and_strangers_are_not_forgotten(target):
+    cluster = MemoryCluster(2)
+    for _ in range(5):
+        cluster.tick()
+    with pytest.raises(ForgetRefused) as refused:
+        cluster.forget("node1", target)
+    assert refused.value.unknown == (target == "nobody")
+    assert cluster.status("node1", "node2") == ALIVE and cluster.status("node2", "node1") == ALIVE
+
+
+def test_a_peer_keeps_a_member_that_came_back_at_a_higher_incarnation():
+    t = MemberTable("a")
+    member_self(t, url="http://a", joined_at=1, now=0)
+    member_alive(t, node_id="b", url="http://b", joined_at=2, incarnation=3, heartbeat=0, now=0)
+    assert not forget_receive("b", 2, config=config(), store=_store_with(t))
+    member_dead(t, node_id="b", incarnation=3, now=1)
+    store = _store_with(t)
+    assert not forget_receive("b", 2, config=config(), store=store)
+    assert forget_receive("b", 3, config=config(), store=store)
+    assert store.table.get("b") is None
+
+
+def _store_with(table: MemberTable) -> MemoryMemberStore:
+    store = MemoryMemberStore(table.self_id)
+    store.table = MemberTable(table.self_id, table.all())
+    return store
+
+
 # --- the database store --------------------------------------------------------------------------
 
 
@@ -243,6 +310,38 @@ def test_a_round_on_the_database_store_saves_the_merged_table():
     gossip_round(transport, peer.now + 1000, config=cfg, store=DbMemberStore("me"))
     assert Member.objects.get(node_id="me").heartbeat == 2
     assert transport.sent[-1] == ("http://node1.test", GOSSIP_PATH)
+
+
+@pytest.mark.django_db
+def test_a_round_forgets_members_dead_for_the_reap_time_in_the_database():
+    cfg = Config(
+        node_id="me", url="http://me", joined_at=5, secret="s", dead_after_ms=5_000,
+        reap_after_ms=60_000,
+    )  # fmt: skip
+    now = 10_000_000
+    with DbMemberStore("me").locked() as table:
+        member_self(table, url="http://me", joined_at=5, now=now)
+        member_alive(
+            table, node_id="gone", url="http://gone", joined_at=1, incarnation=0, heartbeat=0,
+            now=now,
+        )  # fmt: skip
+    transport = FakeTransport({})
+
+    clock = [now]
+
+    def rounds(until: int):  # one a second, as beat runs them
+        while clock[0] < until:
+            clock[0] += 1_000
+            report = gossip_round(transport, clock[0], config=cfg, store=DbMemberStore("me"))
+        return report
+
+    rounds(now + 5_000)
+    dead = Member.objects.get(node_id="gone")
+    assert dead.status == DEAD and dead.status_changed_at == now + 5_000
+    rounds(now + 5_000 + 59_000)
+    assert Member.objects.filter(node_id="gone").exists()
+    assert rounds(now + 5_000 + 60_000).changed == ["gone"]
+    assert list(Member.objects.values_list("node_id", flat=True)) == ["me"]
 
 
 def test_the_memory_store_keeps_nothing_from_a_failed_block():

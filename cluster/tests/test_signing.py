@@ -309,3 +309,43 @@ def test_the_secret_is_never_shown(client, node, caplog):
     transport = HttpTransport(node_id="node2", secret=SECRET)
     config = Config(node_id="n", url="u", joined_at=0, secret=SECRET)
     assert SECRET not in caplog.text + repr(transport) + repr(config)
+
+
+# --- /cluster/internal/forget -------------------------------------------------------------------
+
+FORGET = "/cluster/internal/forget"
+
+
+def dead_member(node_id: str = "node3", incarnation: int = 2) -> None:
+    Member.objects.create(
+        node_id=node_id, url=f"http://{node_id}.test", joined_at=1, incarnation=incarnation,
+        status="dead",
+    )  # fmt: skip
+
+
+def test_a_signed_forget_removes_a_dead_member(client, node):
+    dead_member()
+    body = orjson.dumps({"node_id": "node3", "incarnation": 2})
+    response = post(client, body, signed(body, path=FORGET), path=FORGET)
+    assert response.status_code == 200, response.content
+    assert orjson.loads(response.content) == {"forgotten": True}
+    assert not Member.objects.filter(node_id="node3").exists()
+
+
+def test_an_unsigned_forget_is_refused_and_changes_nothing(client, node):
+    dead_member()
+    body = orjson.dumps({"node_id": "node3", "incarnation": 2})
+    assert post(client, body, {}, path=FORGET).status_code == 401
+    forged = signed(body, secret="another-cluster")
+    assert post(client, body, forged, path=FORGET).status_code == 401
+    assert Member.objects.filter(node_id="node3").exists()
+
+
+@pytest.mark.parametrize(
+    "payload", [b"[]", b'{"node_id": "node3"}', b'{"node_id": "", "incarnation": 1}', b"{bad"]
+)
+def test_a_malformed_forget_is_refused(client, node, payload):
+    dead_member()
+    response = post(client, payload, signed(payload, path=FORGET), path=FORGET)
+    assert response.status_code == 400 and "detail" in response.json()
+    assert Member.objects.filter(node_id="node3").exists()

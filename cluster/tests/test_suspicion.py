@@ -72,3 +72,47 @@ def test_a_member_that_left_is_never_suspected():
     peer = table()
     members_merge(peer, t.digests(), now=T0)
     assert check(peer, T0 + 10 * DEAD_MS) == [] and peer.get("b").status == LEFT
+
+
+REAP_MS = 60_000
+
+
+def test_a_member_dead_for_the_reap_time_is_forgotten():
+    t = table()
+    check(t, T0 + DEAD_MS)
+    reap = members_check
+    kw = {"suspect_after_ms": SUSPECT_MS, "dead_after_ms": DEAD_MS, "reap_after_ms": REAP_MS}
+    assert reap(t, now=T0 + DEAD_MS + REAP_MS - 1, **kw) == [] and t.get("b").status == DEAD
+    assert reap(t, now=T0 + DEAD_MS + REAP_MS, **kw) == ["b"]
+    assert t.get("b") is None and t.removed == {"b"}
+    assert [m.node_id for m in t.all()] == ["a"]
+
+
+def test_without_a_reap_time_the_dead_stay():
+    t = table()
+    check(t, T0 + DEAD_MS)
+    assert check(t, T0 + 1_000 * REAP_MS) == [] and t.get("b").status == DEAD
+
+
+def test_a_member_that_left_is_forgotten_too_but_never_ourselves():
+    t = MemberTable("b")
+    member_self(t, url="http://b", joined_at=2, now=T0)
+    member_leave(t, now=T0)
+    peer = table()
+    members_merge(peer, t.digests(), now=T0)
+    kw = {"suspect_after_ms": SUSPECT_MS, "dead_after_ms": DEAD_MS, "reap_after_ms": REAP_MS}
+    assert members_check(peer, now=T0 + REAP_MS, **kw) == ["b"] and peer.get("b") is None
+    assert members_check(t, now=T0 + 10 * REAP_MS, **kw) == [] and t.me.status == LEFT
+
+
+def test_news_of_a_forgotten_member_as_dead_is_ignored_and_its_return_adds_it_again():
+    t = table()
+    check(t, T0 + DEAD_MS)
+    stale = t.get("b").digest()  # a peer still gossiping it as dead
+    kw = {"suspect_after_ms": SUSPECT_MS, "dead_after_ms": DEAD_MS, "reap_after_ms": REAP_MS}
+    members_check(t, now=T0 + DEAD_MS + REAP_MS, **kw)
+    members_merge(t, [stale], now=T0 + DEAD_MS + REAP_MS + 1)
+    assert t.get("b") is None
+    back = {**stale, "status": ALIVE, "incarnation": stale["incarnation"] + 1, "heartbeat": 9}
+    members_merge(t, [back], now=T0 + 2 * REAP_MS)
+    assert t.get("b").status == ALIVE and "b" not in t.removed and "b" in t.changed

@@ -1,4 +1,5 @@
-"""GET /api/v1/cluster/members, the member counts in /api/v1/status, POST /api/v1/cluster/leave."""
+"""GET /api/v1/cluster/members, the member counts in /api/v1/status, forgetting a member,
+POST /api/v1/cluster/leave."""
 
 import pytest
 
@@ -6,7 +7,7 @@ from cluster.membership import MemberState
 from cluster.models import Member
 from cluster.node import local_node
 from cluster.store import DbMemberStore
-from cluster.transport import HttpTransport
+from cluster.transport import HttpTransport, TransportError
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +92,71 @@ def test_leave_marks_this_node_left_and_tells_the_live_peers(make_client, monkey
     assert status["members"]["left"] == 1 and status["members"]["alive"] == 1
     with DbMemberStore(local_node().node_id).locked() as table:
         assert table.me.status == "left"
+
+
+# --- DELETE /api/v1/cluster/members/{node_id} -----------------------------------------------------
+
+
+def test_forgetting_needs_the_admin_cluster_scope(anon, make_client):
+    add_member("peer-dead", "dead")
+    assert anon.delete("/api/v1/cluster/members/peer-dead").status_code == 401
+    reader = make_client(scopes=["read", "write", "delete"])
+    assert reader.delete("/api/v1/cluster/members/peer-dead").status_code == 403
+    assert Member.objects.filter(node_id="peer-dead").exists()
+
+
+def test_forgetting_a_dead_member_removes_it_here_and_tells_the_live_peers(
+    make_client, monkeypatch
+):
+    add_member("peer-alive", "alive")
+    add_member("peer-down", "suspect")
+    add_member("peer-dead", "dead", incarnation=4)
+    sent = []
+
+    def send(self, url, path, payload):
+        sent.append((url, path, payload))
+        if url == "http://peer-down.test":
+            raise TransportError("unreachable")
+        return {"forgotten": True}
+
+    monkeypatch.setattr(HttpTransport, "send", send)
+    response = make_client(scopes=["admin:cluster"]).delete("/api/v1/cluster/members/peer-dead")
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "node_id": "peer-dead",
+        "forgotten_by": [local_node().node_id, "peer-alive"],
+        "unreachable": ["peer-down"],
+    }
+    payload = {"node_id": "peer-dead", "incarnation": 4}
+    assert sorted(sent) == [
+        ("http://peer-alive.test", "/cluster/internal/forget", payload),
+        ("http://peer-down.test", "/cluster/internal/forget", payload),
+    ]
+    assert not Member.objects.filter(node_id="peer-dead").exists()
+    listed = make_client(scopes=["read"]).get("/api/v1/cluster/members").json()
+    assert "peer-dead" not in {m["node_id"] for m in listed}
+
+
+def test_a_member_that_left_can_be_forgotten(make_client, monkeypatch):
+    add_member("peer-left", "left", incarnation=1)
+    monkeypatch.setattr(HttpTransport, "send", lambda *a: {"forgotten": True})
+    response = make_client(scopes=["admin:cluster"]).delete("/api/v1/cluster/members/peer-left")
+    assert response.status_code == 200
+    assert not Member.objects.filter(node_id="peer-left").exists()
+
+
+@pytest.mark.parametrize("status", ["alive", "suspect"])
+def test_live_members_and_this_node_are_not_forgotten(make_client, status):
+    add_member("peer", status)
+    admin = make_client(scopes=["admin:cluster"])
+    response = admin.delete("/api/v1/cluster/members/peer")
+    assert response.status_code == 409
+    assert response.json()["code"] == "conflict" and status in response.json()["detail"]
+    me = local_node().node_id
+    assert admin.delete(f"/api/v1/cluster/members/{me}").status_code == 409
+    assert Member.objects.filter(node_id="peer", status=status).exists()
+
+
+def test_forgetting_an_unknown_member_is_404(make_client):
+    response = make_client(scopes=["admin:cluster"]).delete("/api/v1/cluster/members/nobody")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
