@@ -1,4 +1,5 @@
-"""Gossip membership across three real nodes: join, a frozen node, its recovery, a killed node."""
+"""Gossip membership across three real nodes: join, a frozen node, its recovery, a killed node,
+forgetting it."""
 
 from __future__ import annotations
 
@@ -116,6 +117,16 @@ def test_members_see_a_frozen_node_suspect_then_alive_and_a_killed_node_dead(clu
     assert all(view["node1"] == view["node2"] == "alive" for view in survivors), survivors
     assert cluster.proc.poll() is None, cluster.output()
     assert "kvs: node3 died" in cluster.output()
+
+    # An operator forgets the dead node3 on node1: node2 is told over the signed internal API.
+    answer = httpx.delete(f"{cluster.node_url(1)}/api/v1/cluster/members/node3", timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "node_id": "node3",
+        "forgotten_by": ["node1", "node2"],
+        "unreachable": [],
+    }
+    assert all(set(statuses(cluster, i)) == {"node1", "node2"} for i in (1, 2))
 
     stop_launcher(cluster.proc)  # while node3's restart is still pending
     assert cluster.proc.returncode == 0, cluster.output()
