@@ -1,10 +1,11 @@
 """The cluster page of the admin: members, their status, how long since each was heard of, and
-each alive node's Merkle root (asked for live, so diverging nodes stand out)."""
+each alive node's Merkle root (asked for live, so diverging nodes stand out); superusers may
+forget dead or departed members."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from kv.hlc import wall_ms
@@ -12,6 +13,7 @@ from kv.selectors import store_state
 
 from .antientropy import MERKLE_PATH
 from .config import Config
+from .gossip import ForgetRefused, gossip_forget
 from .models import Member
 from .transport import HttpTransport, TransportError
 
@@ -46,8 +48,10 @@ def _roots(members: list[Member]) -> dict[str, str]:
 
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
-    """Read-only view of the member table; membership changes only through gossip."""
+    """Read-only view of the member table; membership changes only through gossip, and through
+    forgetting a dead or departed member (as `DELETE /api/v1/cluster/members/{id}`)."""
 
+    actions = ["forget_members"]
     list_display = ("node_id", "url", "status_badge", "last_seen_age", "incarnation", "root")
     ordering = ("node_id",)
 
@@ -82,6 +86,27 @@ class MemberAdmin(admin.ModelAdmin):
     def root(self, member: Member) -> str:
         value = getattr(_page, "roots", {}).get(member.node_id, "—")
         return format_html("<code>{}</code>", value[:16] + "…" if len(value) == 32 else value)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not request.user.is_superuser:  # the API's admin:cluster, which only they hold
+            actions.pop("forget_members", None)
+        return actions
+
+    @admin.action(description="Forget the selected dead or departed members, on every node")
+    def forget_members(self, request, queryset):
+        config = Config.from_settings()
+        transport = HttpTransport.from_config(config)
+        for node_id in queryset.values_list("node_id", flat=True):
+            try:
+                report = gossip_forget(transport, node_id, config=config)
+            except ForgetRefused as refused:
+                self.message_user(request, str(refused), messages.WARNING)
+                continue
+            note = f"Forgot {node_id} on {', '.join(report.forgotten_by)}."
+            if report.unreachable:
+                note += f" Not reached (they forget it later): {', '.join(report.unreachable)}."
+            self.message_user(request, note, messages.SUCCESS)
 
     def has_add_permission(self, request):
         return False
