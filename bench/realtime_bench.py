@@ -207,13 +207,15 @@ def receiver(port: int, path: str, sockets: int, expected: int, ready, results, 
 
     def on_frame(payload: bytes, now: float) -> None:
         frame = orjson.loads(payload)
-        if frame["type"] != "message":
-            others[frame["type"]] = others.get(frame["type"], 0) + 1
+        kind = frame["type"]
+        if kind not in ("message", "put"):
+            others[kind] = others.get(kind, 0) + 1
             return
-        sent = frame["data"]["t"]
+        data = frame["data"] if kind == "message" else frame["value"]
+        sent = data["t"]
         latencies.append((now - sent) * 1000)
-        if frame["data"]["i"] not in seen:
-            seen.add(frame["data"]["i"])
+        if kind == "message" and data["i"] not in seen:
+            seen.add(data["i"])
             ingest.append(frame["published_at"] - sent * 1000)
 
     async def main() -> None:
@@ -353,6 +355,39 @@ def fanout(launch: Launch, args) -> dict:
     }
 
 
+def watch_fanout(launch: Launch, args) -> dict:
+    """--watchers sockets watch bench/wf/ on node1 while PUTs at --watch-rate arrive there."""
+    path = f"/ws/v1/watch?prefix=bench/wf/&token={launch.token}"
+    count = int(args.watch_rate * args.seconds)
+    ctx = mp.get_context("spawn")
+    ready, results = ctx.Queue(), ctx.Queue()
+    deadline = args.seconds + 60
+    proc = ctx.Process(
+        target=receiver,
+        args=(launch.port, path, args.watchers, count, ready, results, deadline),
+    )
+    proc.start()
+    connected = ready.get(timeout=120)
+    headers = {"Authorization": f"Bearer {launch.token}"}
+    with httpx.Client(base_url=launch.node_url(1), headers=headers, timeout=10) as api:
+        start = time.perf_counter()
+        for i in range(count):
+            time.sleep(max(0.0, start + i / args.watch_rate - time.perf_counter()))
+            answer = api.put(f"/api/v1/kv/bench/wf/{i % 100}", json={"t": time.time(), "i": i})
+            assert answer.status_code in (200, 201), answer.text
+        achieved = count / (time.perf_counter() - start)
+    _, latencies, others, _, _ = results.get(timeout=deadline + 30)
+    proc.join(timeout=30)
+    return {
+        "watchers": connected,
+        "writes": count,
+        "rate": achieved,
+        "expected": count * connected,
+        "latencies": latencies,
+        "others": others,
+    }
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -363,7 +398,7 @@ def row(name: str, values: list[float], expected: int, note: str = "") -> str:
     return f"| {name} | {len(values)}/{expected} | {p50:.1f} | {p99:.1f} | {top:.1f} | {note} |"
 
 
-def report(watch: dict, fan: dict, args) -> str:
+def report(watch: dict, fan: dict, wfan: dict | None, args) -> str:
     mb = 1024 * 1024
     growth = (fan["rss_after"] - fan["rss_before"]) / mb
     lines = [
@@ -384,6 +419,18 @@ def report(watch: dict, fan: dict, args) -> str:
             f"other frames {fan['other_frames'] or 'none'}",
         ),
         row("  of which: publisher's send → published_at", fan["ingest"], fan["messages"]),
+        *(
+            [
+                row(
+                    f"watch fan-out, {wfan['watchers']} watchers on one node",
+                    wfan["latencies"],
+                    wfan["expected"],
+                    f"{wfan['writes']} PUTs at {wfan['rate']:.0f}/s; PUT sent → event",
+                )
+            ]
+            if wfan
+            else []
+        ),
         row(
             "pub/sub, one subscriber on node2",
             fan["remote"],
@@ -411,6 +458,8 @@ def parse_args(argv=None):
     p.add_argument("--rate", type=float, default=100, help="messages published per second")
     p.add_argument("--seconds", type=float, default=10, help="how long to publish")
     p.add_argument("--procs", type=int, default=1, help="processes holding the subscribers")
+    p.add_argument("--watchers", type=int, default=200, help="watch sockets on node1 (0: skip)")
+    p.add_argument("--watch-rate", type=float, default=50, help="PUTs per second they watch")
     p.add_argument("--json", type=Path, help="also write the results here")
     return p.parse_args(argv)
 
@@ -428,7 +477,8 @@ def main(argv=None) -> int:
             )
             watch = asyncio.run(watch_latency(launch, args.writes))
             fan = fanout(launch, args)
-    print(report(watch, fan, args))
+            wfan = watch_fanout(launch, args) if args.watchers else None
+    print(report(watch, fan, wfan, args))
     if args.json:
         summary = {k: v for k, v in fan.items() if k not in ("latencies", "ingest", "remote")}
         for name, values in (
@@ -449,6 +499,7 @@ def main(argv=None) -> int:
         len(watch["other"]) == args.writes
         and fan["delivered"] == fan["expected"]
         and len(fan["remote"]) == fan["messages"]
+        and (wfan is None or len(wfan["latencies"]) == wfan["expected"])
     )
     return 0 if complete else 1
 

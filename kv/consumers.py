@@ -14,7 +14,14 @@ from kvsite.realtime import RealtimeConsumer, frame_encode
 from kvsite.ws_auth import query_params
 
 from .callers import request_caller
-from .watch import CHANGES_GROUP, watch_head, watch_params, watch_read, watch_touches
+from .watch import (
+    CHANGES_GROUP,
+    recent_changes,
+    watch_head,
+    watch_params,
+    watch_read,
+    watch_touches,
+)
 
 # Announcements travel over Redis PUB/SUB, at most once: a socket that heard nothing for this long
 # reads the node's head itself, so a lost announcement delays an event by at most this much.
@@ -61,8 +68,12 @@ class WatchConsumer(RealtimeConsumer):
             await self._catch_up(self.upto)
 
     async def _catch_up(self, upto: int) -> None:
+        recent = recent_changes()
         while self.cursor < upto:
-            frames, self.cursor = await database_sync_to_async(watch_read)(
+            shared = await recent.read(
+                prefix=self.prefix, after=self.cursor, upto=upto, caller=self.caller
+            )
+            frames, self.cursor = shared or await database_sync_to_async(watch_read)(
                 prefix=self.prefix, after=self.cursor, upto=upto, caller=self.caller
             )
             for frame in frames:

@@ -13,14 +13,23 @@ and advance the cursor. Revisions are assigned and committed in order, so once r
 announced every revision below it is committed and one such read sees all of them: announcements
 may arrive late or out of order and the socket still sees every change, once, in revision order.
 A key changed twice between two reads is seen once, in its latest state.
+
+Sharing: the sockets of one process read the feed through `RecentChanges`, a window of the
+latest changes (of every key) that one read from the database extends for all of them; each
+socket filters it by its prefix and the caller's permission. Only a socket whose cursor is older
+than the window (a replay with `since`, a client that fell behind) reads the database itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import logging
 import threading
+import weakref
 
 import orjson
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db.models import Q
 
@@ -146,8 +155,94 @@ def watch_read(
 ) -> tuple[list[str], int]:
     """The event frames `caller` may read among the next changes under `prefix` in
     (after, upto], and the cursor to continue from (`upto` once everything is read)."""
-    entries = changes_under(prefix=prefix, after=after, upto=upto)
+    entries = changes_under(prefix=prefix, after=after, upto=upto, limit=READ_PAGE)
     now = wall_ms() if now is None else now
     frames = [watch_frame(e, now=now) for e in entries if entry_readable(caller, e)]
     cursor = entries[-1].revision if len(entries) == READ_PAGE else upto
     return frames, cursor
+
+
+# --- Sharing reads (the watch sockets of one process) ---------------------------------------------
+
+WINDOW_ENTRIES = 2_000  # the window keeps at most this many changes...
+WINDOW_BYTES = 8 * 1024 * 1024  # ...and at most this many bytes of values
+
+
+class RecentChanges:
+    """The latest changes of every key, read from the database once for all the watch sockets of
+    one event loop, and the frames they make.
+
+    The window holds every entry whose change had a revision in (start, end] when it was read,
+    in revision order (a key changed again later appears again, further on). A socket that asks
+    for (after, upto] with `after >= start` is served from it; a read that reaches past `end`
+    extends it first, with one query whose answer every later socket shares.
+    """
+
+    def __init__(self) -> None:
+        self.start: int | None = None
+        self.end: int | None = None
+        self._revisions: list[int] = []
+        self._entries: list[Entry] = []
+        self._frames: list[str | None] = []  # None: the entry may expire, so decide when sent
+        self._bytes = 0
+        self._lock = asyncio.Lock()
+
+    async def read(
+        self, *, prefix: str, after: int, upto: int, caller: Caller
+    ) -> tuple[list[str], int] | None:
+        """Like `watch_read`, from the window: the frames and the cursor to continue from; None
+        when `after` is older than the window (the socket reads the database itself)."""
+        async with self._lock:
+            if self.end is None:
+                self.start = self.end = after
+            if after < self.start:
+                return None
+            if upto > self.end:
+                await self._extend(upto)
+        cursor = min(upto, self.end)
+        now = wall_ms()
+        frames = []
+        first = bisect.bisect_right(self._revisions, after)
+        last = bisect.bisect_right(self._revisions, cursor)
+        for index in range(first, last):
+            entry = self._entries[index]
+            if not entry.key.startswith(prefix) or not entry_readable(caller, entry):
+                continue
+            frame = self._frames[index]
+            frames.append(frame if frame is not None else watch_frame(entry, now=now))
+        return frames, cursor
+
+    async def _extend(self, upto: int) -> None:
+        entries = await database_sync_to_async(changes_under)(
+            prefix="", after=self.end, upto=upto, limit=READ_PAGE
+        )
+        now = wall_ms()
+        for entry in entries:
+            self._revisions.append(entry.revision)
+            self._entries.append(entry)
+            self._frames.append(watch_frame(entry, now=now) if entry.expires_at is None else None)
+            self._bytes += len(entry.value or "")
+        self.end = entries[-1].revision if len(entries) == READ_PAGE else upto
+        drop = 0
+        while len(self._entries) - drop > WINDOW_ENTRIES or (
+            self._bytes > WINDOW_BYTES and drop < len(self._entries) - 1
+        ):
+            self._bytes -= len(self._entries[drop].value or "")
+            drop += 1
+        if drop:
+            self.start = self._revisions[drop - 1]
+            del self._revisions[:drop], self._entries[:drop], self._frames[:drop]
+
+
+_recent: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RecentChanges] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def recent_changes() -> RecentChanges:
+    """The shared window of the running event loop."""
+    loop = asyncio.get_running_loop()
+    recent = _recent.get(loop)
+    if recent is None:
+        recent = _recent[loop] = RecentChanges()
+    return recent

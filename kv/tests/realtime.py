@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import channels.db
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 
+T = TypeVar("T")
 IN_MEMORY_LAYER = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
@@ -25,11 +27,11 @@ def channel_layer(settings, monkeypatch):
     monkeypatch.setattr(channels.db, "close_old_connections", lambda **kwargs: None)
 
 
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
+def run(scenario: Callable[[], Awaitable[T]]) -> T:
     """Run an async scenario from a sync test. Database work that consumers hand to
     database_sync_to_async then runs on the test's own thread and connection, inside the test's
     transaction, so plain `django_db` tests see what the scenario writes and the other way round."""
-    async_to_sync(scenario)()
+    return async_to_sync(scenario)()
 
 
 def socket(path: str, *, token: str | None = None, headers=()) -> WebsocketCommunicator:

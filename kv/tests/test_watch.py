@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from channels.db import database_sync_to_async
 from django.test import TestCase
 
 from kv import services, watch
 from kv.acl import ANONYMOUS, SYSTEM
 from kv.keys import InvalidKey
 from kvsite.exceptions import InvalidInput
+
+from .realtime import run
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +96,129 @@ def test_reading_stops_at_upto_even_if_later_changes_are_committed():
     frames, cursor = watch.watch_read(prefix="p/", after=0, upto=first, caller=ANONYMOUS)
     assert [json.loads(f)["key"] for f in frames] == ["p/1"]
     assert cursor == first
+
+
+# --- The shared window of recent changes ---------------------------------------------------------
+
+
+@pytest.fixture
+def reads(monkeypatch, gathered, channel_layer):
+    """The calls of changes_under (each one a database read); nothing announced, and the
+    connection kept open through database_sync_to_async (see channel_layer)."""
+    calls = []
+    original = watch.changes_under
+
+    def counted(**kw):
+        calls.append(kw)
+        return original(**kw)
+
+    monkeypatch.setattr(watch, "changes_under", counted)
+    return calls
+
+
+aput = database_sync_to_async(put)
+
+
+def keys_of(frames: list[str]) -> list[str]:
+    return [json.loads(f)["key"] for f in frames]
+
+
+def test_sockets_reading_the_same_changes_share_one_database_read(reads):
+    head = put("a/1")
+    recent = watch.RecentChanges()
+
+    async def scenario():
+        await recent.read(prefix="", after=head, upto=head, caller=ANONYMOUS)  # opens the window
+        revisions = [await aput("a/2"), await aput("b/1"), await aput("a/3")]
+        answers = [
+            await recent.read(prefix=prefix, after=head, upto=revisions[-1], caller=ANONYMOUS)
+            for prefix in ("a/", "b/", "", "a/", "c/")
+        ]
+        return revisions[-1], answers
+
+    upto, answers = run(scenario)
+    assert len(reads) == 1 and reads[0]["prefix"] == "" and reads[0]["after"] == head
+    assert [keys_of(frames) for frames, _ in answers] == [
+        ["a/2", "a/3"],
+        ["b/1"],
+        ["a/2", "b/1", "a/3"],
+        ["a/2", "a/3"],
+        [],
+    ]
+    assert {cursor for _, cursor in answers} == {upto}
+
+
+def test_the_window_filters_by_the_callers_read_permission(reads, root_user):
+    recent = watch.RecentChanges()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.entry_put(key="s/open", value="1", caller=SYSTEM)
+        secret, _ = services.entry_put(key="s/secret", value="2", caller=SYSTEM)
+        secret = services.entry_meta_set(
+            key="s/secret", owner="root", mode=0xF00, fields={"owner", "mode"}, caller=SYSTEM
+        )
+
+    async def scenario():
+        anonymous = await recent.read(prefix="s/", after=0, upto=secret.revision, caller=ANONYMOUS)
+        system = await recent.read(prefix="s/", after=0, upto=secret.revision, caller=SYSTEM)
+        return anonymous[0], system[0]
+
+    anonymous, system = run(scenario)
+    assert keys_of(anonymous) == ["s/open"] and keys_of(system) == ["s/open", "s/secret"]
+
+
+def test_a_cursor_older_than_the_window_reads_the_database_itself(reads, monkeypatch):
+    monkeypatch.setattr(watch, "WINDOW_ENTRIES", 3)
+    recent = watch.RecentChanges()
+
+    async def scenario():
+        await recent.read(prefix="", after=0, upto=0, caller=ANONYMOUS)
+        revisions = [await aput(f"k/{i}") for i in range(6)]
+        await recent.read(prefix="", after=0, upto=revisions[-1], caller=ANONYMOUS)
+        late = await recent.read(prefix="", after=0, upto=revisions[-1], caller=ANONYMOUS)
+        recent_enough = await recent.read(
+            prefix="", after=revisions[2], upto=revisions[-1], caller=ANONYMOUS
+        )
+        return revisions, late, recent_enough
+
+    revisions, late, recent_enough = run(scenario)
+    assert recent.start == revisions[2]  # the three newest kept
+    assert late is None
+    assert keys_of(recent_enough[0]) == ["k/3", "k/4", "k/5"]
+
+
+def test_a_large_batch_is_read_a_page_at_a_time(reads, monkeypatch):
+    monkeypatch.setattr(watch, "READ_PAGE", 2)
+    recent = watch.RecentChanges()
+
+    async def scenario():
+        await recent.read(prefix="", after=0, upto=0, caller=ANONYMOUS)
+        revisions = [await aput(f"k/{i}") for i in range(5)]
+        cursor, seen = 0, []
+        while cursor < revisions[-1]:
+            frames, cursor = await recent.read(
+                prefix="k/", after=cursor, upto=revisions[-1], caller=ANONYMOUS
+            )
+            seen += keys_of(frames)
+        return seen
+
+    assert run(scenario) == [f"k/{i}" for i in range(5)]
+    assert [r["limit"] for r in reads] == [2, 2, 2]
+
+
+def test_an_entry_that_expires_is_sent_as_a_delete_once_past_its_expiry(reads):
+    recent = watch.RecentChanges()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        entry, _ = services.entry_put(key="t/x", value="1", caller=SYSTEM, ttl=60)
+
+    async def scenario():
+        return await recent.read(prefix="t/", after=0, upto=entry.revision, caller=ANONYMOUS)
+
+    (frame,) = run(scenario)[0]
+    assert json.loads(frame)["type"] == "put"
+    recent._entries[0].expires_at = 1  # as if its time had come: decided when sent
+
+    async def again():
+        return await recent.read(prefix="t/", after=0, upto=entry.revision, caller=ANONYMOUS)
+
+    (later,) = run(again)[0]
+    assert json.loads(later)["type"] == "delete" and len(reads) == 1
