@@ -28,6 +28,7 @@ import weakref
 import orjson
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -140,6 +141,22 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await super().websocket_disconnect(message)  # calls disconnect()
 
     # --- receiving -------------------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Handle the server's messages for this socket, one at a time.
+
+        Channels' own loop also listens on a layer channel of the socket's own (a Redis
+        subscription per socket, and per frame a new task and an `asyncio.wait` over both
+        sources). Group events reach these sockets through `LocalGroups` instead, so the loop
+        only reads the socket: a publisher's frame is handled an event-loop turn sooner.
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.channel_name = None
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            while True:
+                await self.dispatch(await receive())
 
     async def dispatch(self, message: dict) -> None:
         """Call the message's handler, without Channels' close_old_connections before each one:
