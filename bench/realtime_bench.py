@@ -4,13 +4,16 @@ node's memory before and after, in one run.
     .venv/bin/python bench/realtime_bench.py                       # the defaults below
     .venv/bin/python bench/realtime_bench.py --subscribers 500 --rate 100 --seconds 10
     .venv/bin/python bench/realtime_bench.py --writes 100 --stalled 0 --json out.json
+    .venv/bin/python bench/realtime_bench.py --nodes 1       # one node alone: no peers, no forwards
 
-A 3-node cluster is started with `.venv/bin/kvs up --nodes 3` (free ports, a temporary data
-directory) and used once every node is `normal` with two alive peers.
+A cluster of --nodes (default 3) is started with `.venv/bin/kvs up` (free ports, a temporary data
+directory) and used once every node is `normal` with every member alive.
 
 watch: one watcher of `bench/` on node1 and one on node2; --writes PUTs to node1, one at a time,
 each after the previous one's events arrived. Latency is from the PUT's answer to the event's
-arrival: on node1 (same node) and on node2 (push replication, then the watch).
+arrival: on node1 (same node) and on node2 (push replication, then the watch). Then watch
+fan-out: --watchers sockets watch one prefix on node1 while PUTs arrive at --watch-rate; latency
+from the PUT's send to each event's receipt.
 
 pub/sub: --subscribers sockets subscribe to one topic on node1, spread over --procs receiving
 processes (raw asyncio protocols on uvloop, lean enough to keep up), plus --stalled sockets that
@@ -18,7 +21,7 @@ complete the handshake and never read. One socket publishes {"data": {"t": send 
 at --rate messages/s for --seconds. Latency is from the publisher's send to a subscriber's
 receipt, over every (message, subscriber). RSS is the sum over node1's processes (web workers,
 Celery, Redis) before the subscribers connect and after the run, with the stalled sockets still
-open.
+open. With more than one node, one more subscriber on node2 gets the messages node1 forwards.
 Exit status: 0 ok, 1 some event or message was missing, 130 interrupted.
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -62,8 +66,8 @@ def ws_url(launch: Launch, index: int, path: str) -> str:
     return launch.node_url(index).replace("http://", "ws://") + path
 
 
-def cluster_ready(launch: Launch) -> bool:
-    for index in (1, 2, 3):
+def cluster_ready(launch: Launch, nodes: int) -> bool:
+    for index in range(1, nodes + 1):
         try:
             health = httpx.get(f"{launch.node_url(index)}/health", timeout=2).json()
             members = httpx.get(
@@ -73,7 +77,7 @@ def cluster_ready(launch: Launch) -> bool:
             ).json()
         except (httpx.HTTPError, ValueError):
             return False
-        if health.get("mode") != "normal" or sum(m["status"] == "alive" for m in members) != 3:
+        if health.get("mode") != "normal" or sum(m["status"] == "alive" for m in members) != nodes:
             return False
     return True
 
@@ -112,22 +116,30 @@ def node_cpu(launch: Launch, index: int) -> float:
 # --- watch ---------------------------------------------------------------------------------------
 
 
-async def watch_latency(launch: Launch, writes: int) -> dict:
+async def watch_latency(launch: Launch, writes: int, nodes: int) -> dict:
     headers = {"Authorization": f"Bearer {launch.token}"}
     path = "/ws/v1/watch?prefix=bench/watch/"
     same, other = [], []
-    async with (
-        websockets.connect(ws_url(launch, 1, path), additional_headers=headers) as on1,
-        websockets.connect(ws_url(launch, 2, path), additional_headers=headers) as on2,
-        httpx.AsyncClient(base_url=launch.node_url(1), headers=headers, timeout=10) as api,
-    ):
-        await on1.recv()
-        await on2.recv()
+    async with contextlib.AsyncExitStack() as stack:
+        on1 = await stack.enter_async_context(
+            websockets.connect(ws_url(launch, 1, path), additional_headers=headers)
+        )
+        watchers = [(on1, same)]
+        if nodes > 1:
+            on2 = await stack.enter_async_context(
+                websockets.connect(ws_url(launch, 2, path), additional_headers=headers)
+            )
+            watchers.append((on2, other))
+        api = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=launch.node_url(1), headers=headers, timeout=10)
+        )
+        for ws, _ in watchers:
+            await ws.recv()
         for i in range(writes):
             answer = await api.put(f"/api/v1/kv/bench/watch/{i % 50}", json={"i": i})
             acked = time.perf_counter()
             assert answer.status_code in (200, 201), answer.text
-            for ws, into in ((on1, same), (on2, other)):
+            for ws, into in watchers:
                 event = json.loads(await asyncio.wait_for(ws.recv(), EVENT_DEADLINE_S))
                 assert event["value"] == {"i": i}, event
                 into.append((time.perf_counter() - acked) * 1000)
@@ -296,19 +308,22 @@ def fanout(launch: Launch, args) -> dict:
     ]
     deadline = args.seconds + 60
     # node1's subscribers, then one subscriber on node2 (the messages forwarded to a peer)
-    ports = [launch.port] * len(shares) + [launch.port + 1]
+    ports = [launch.port] * len(shares)
+    if args.nodes > 1:
+        ports.append(launch.port + 1)
+        shares.append(1)
     procs = [
         ctx.Process(target=receiver, args=(port, path, n, count, ready, results, deadline))
-        for port, n in zip(ports, [*shares, 1], strict=True)
+        for port, n in zip(ports, shares, strict=True)
     ]
     for proc in procs:
         proc.start()
-    connected = sum(ready.get(timeout=120) for _ in procs) - 1
+    connected = sum(ready.get(timeout=120) for _ in procs) - (args.nodes > 1)
     stalled = [stalled_socket(launch.port, path) for _ in range(args.stalled)]
     wait_for(
         lambda: (
             subscribers_counted(launch, 1, connected + len(stalled))
-            and subscribers_counted(launch, 2, 1)
+            and (args.nodes == 1 or subscribers_counted(launch, 2, 1))
         ),
         timeout=30,
         what="every subscription counted",
@@ -405,11 +420,17 @@ def report(watch: dict, fan: dict, wfan: dict | None, args) -> str:
         "| measurement | received | p50 ms | p99 ms | max ms | notes |",
         "|---|---|---|---|---|---|",
         row("watch, same node (PUT answered → event)", watch["same"], args.writes),
-        row(
-            "watch, other node (PUT answered → event)",
-            watch["other"],
-            args.writes,
-            "includes push replication",
+        *(
+            [
+                row(
+                    "watch, other node (PUT answered → event)",
+                    watch["other"],
+                    args.writes,
+                    "includes push replication",
+                )
+            ]
+            if args.nodes > 1
+            else []
         ),
         row(
             f"pub/sub fan-out, {fan['subscribers']} subscribers on one node",
@@ -431,11 +452,17 @@ def report(watch: dict, fan: dict, wfan: dict | None, args) -> str:
             if wfan
             else []
         ),
-        row(
-            "pub/sub, one subscriber on node2",
-            fan["remote"],
-            fan["messages"],
-            "forwarded once by node1 (KVS_PUBSUB_FORWARD_GATHER)",
+        *(
+            [
+                row(
+                    "pub/sub, one subscriber on node2",
+                    fan["remote"],
+                    fan["messages"],
+                    "forwarded once by node1 (KVS_PUBSUB_FORWARD_GATHER)",
+                )
+            ]
+            if args.nodes > 1
+            else []
         ),
         "",
         f"fan-out CPU per delivered frame: node1 web workers + Redis "
@@ -452,6 +479,7 @@ def report(watch: dict, fan: dict, wfan: dict | None, args) -> str:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--nodes", type=int, default=3, help="cluster size (1: no cross-node rows)")
     p.add_argument("--writes", type=int, default=300, help="PUTs for the watch latency")
     p.add_argument("--subscribers", type=int, default=500, help="pub/sub subscribers on node1")
     p.add_argument("--stalled", type=int, default=10, help="extra subscribers that never read")
@@ -468,14 +496,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     args.load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="realtime_bench-") as tmp:
-        with kvs_up(Path(tmp), nodes=3, start_deadline=READY_DEADLINE_S) as launch:
+        with kvs_up(Path(tmp), nodes=args.nodes, start_deadline=READY_DEADLINE_S) as launch:
             wait_for(
-                lambda: cluster_ready(launch),
+                lambda: cluster_ready(launch, args.nodes),
                 timeout=READY_DEADLINE_S,
                 interval=0.5,
-                what="three normal nodes with three alive members",
+                what="every node normal, with every member alive",
             )
-            watch = asyncio.run(watch_latency(launch, args.writes))
+            watch = asyncio.run(watch_latency(launch, args.writes, args.nodes))
             fan = fanout(launch, args)
             wfan = watch_fanout(launch, args) if args.watchers else None
     print(report(watch, fan, wfan, args))
@@ -496,9 +524,10 @@ def main(argv=None) -> int:
                 }
         args.json.write_text(json.dumps(summary, indent=2))
     complete = (
-        len(watch["other"]) == args.writes
+        len(watch["same"]) == args.writes
         and fan["delivered"] == fan["expected"]
-        and len(fan["remote"]) == fan["messages"]
+        and (args.nodes == 1 or len(watch["other"]) == args.writes)
+        and (args.nodes == 1 or len(fan["remote"]) == fan["messages"])
         and (wfan is None or len(wfan["latencies"]) == wfan["expected"])
     )
     return 0 if complete else 1
