@@ -26,7 +26,6 @@ import asyncio
 import bisect
 import logging
 import threading
-import weakref
 
 import orjson
 from channels.db import database_sync_to_async
@@ -36,7 +35,7 @@ from django.db.models import Q
 from cluster.node import local_node
 from kvsite.debounce import Debounce
 from kvsite.exceptions import InvalidInput
-from kvsite.realtime import layer_send
+from kvsite.realtime import PerLoop, layer_send
 
 from .acl import Caller
 from .hlc import wall_ms
@@ -234,15 +233,4 @@ class RecentChanges:
             del self._revisions[:drop], self._entries[:drop], self._frames[:drop]
 
 
-_recent: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RecentChanges] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def recent_changes() -> RecentChanges:
-    """The shared window of the running event loop."""
-    loop = asyncio.get_running_loop()
-    recent = _recent.get(loop)
-    if recent is None:
-        recent = _recent[loop] = RecentChanges()
-    return recent
+recent_changes = PerLoop(RecentChanges)  # the shared window of the running event loop

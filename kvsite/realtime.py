@@ -24,6 +24,8 @@ import json
 import logging
 import threading
 import weakref
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import orjson
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -38,6 +40,7 @@ from kvsite.exceptions import KvsError, NotFound
 from kvsite.ws_auth import WsRequest, ws_request
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DENIAL_EXTENSION = "websocket.http.response"
 CLOSE_CODE_BASE = 4000  # refusal without the denial extension: close with 4000 + HTTP status
@@ -305,18 +308,24 @@ class LocalGroups:
                     log.exception("realtime: a socket failed to take an event of %s", group)
 
 
-_local_groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalGroups] = (
-    weakref.WeakKeyDictionary()
-)
+class PerLoop(Generic[T]):
+    """One `factory()` per running event loop: a web worker has one loop; tests start many."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self) -> T:
+        loop = asyncio.get_running_loop()
+        value = self._by_loop.get(loop)
+        if value is None:
+            value = self._by_loop[loop] = self._factory()
+        return value
 
 
-def local_groups() -> LocalGroups:
-    """The group members of the running event loop."""
-    loop = asyncio.get_running_loop()
-    groups = _local_groups.get(loop)
-    if groups is None:
-        groups = _local_groups[loop] = LocalGroups()
-    return groups
+local_groups = PerLoop(LocalGroups)  # the group members of the running event loop
 
 
 # --- Group sends from synchronous code -----------------------------------------------------------
