@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
 from django.db.models import Count
 from django.shortcuts import redirect
@@ -59,8 +60,32 @@ class TokenInline(admin.TabularInline):
         return False
 
 
+def is_last_superuser(user: User) -> bool:
+    """Whether `user` is the only active superuser."""
+    if user.pk is None or not (user.is_superuser and user.is_active):
+        return False
+    others = User.objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk)
+    return not others.exists()
+
+
+class KvUserChangeForm(UserChangeForm):
+    """Django's user form, refusing to leave the node without an active superuser (as the API's
+    user services do)."""
+
+    def clean(self):
+        data = super().clean()
+        stored = User.objects.filter(pk=self.instance.pk).first()
+        demoted = not data.get("is_superuser", True) or not data.get("is_active", True)
+        if stored is not None and demoted and is_last_superuser(stored):
+            raise forms.ValidationError(
+                f"{stored.username} is the last active superuser: make another one first."
+            )
+        return data
+
+
 @admin.register(User)
 class KvUserAdmin(UserAdmin):
+    form = KvUserChangeForm
     list_display = ("username", "email", "group_names", "is_staff", "is_superuser", "is_active")
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
 
@@ -69,6 +94,12 @@ class KvUserAdmin(UserAdmin):
 
     def get_inlines(self, request, obj):
         return [TokenInline] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        """Never the last active superuser (the bulk delete action checks each user too)."""
+        if obj is not None and is_last_superuser(obj):
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="Groups")
     def group_names(self, user: User) -> str:

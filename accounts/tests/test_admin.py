@@ -193,3 +193,56 @@ def test_the_user_page_lists_the_users_tokens_without_secrets(root_client, root_
     html = page.content.decode()
     assert issued.token.pk in html and "laptop" in html
     assert issued.token.secret_hash not in html and issued.secret not in html
+
+
+# --- the last active superuser ------------------------------------------------------------------
+
+
+def user_form(user: User, **changes) -> dict:
+    data = {
+        "username": user.username,
+        "email": user.email,
+        "is_active": "on" if user.is_active else "",
+        "is_staff": "on" if user.is_staff else "",
+        "is_superuser": "on" if user.is_superuser else "",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "tokens-TOTAL_FORMS": "0",
+        "tokens-INITIAL_FORMS": "0",
+    }
+    return {**data, **changes}
+
+
+def change_url(user: User) -> str:
+    return reverse("admin:accounts_user_change", args=[user.pk])
+
+
+@pytest.mark.parametrize("field", ["is_superuser", "is_active"])
+def test_the_last_active_superuser_cannot_be_demoted_or_deactivated(root_client, root_user, field):
+    page = root_client.post(change_url(root_user), user_form(root_user, **{field: ""}))
+    assert page.status_code == 200  # the form again, with the error
+    assert "is the last active superuser" in page.content.decode()
+    root_user.refresh_from_db()
+    assert root_user.is_superuser and root_user.is_active
+
+
+def test_with_another_superuser_the_first_may_be_demoted(root_client, root_user):
+    User.objects.create_superuser(username="second", password="pw-0123456789")
+    page = root_client.post(change_url(root_user), user_form(root_user, is_superuser=""))
+    assert page.status_code == 302, page.content.decode()[:2000]
+    root_user.refresh_from_db()
+    assert not root_user.is_superuser
+
+
+def test_the_last_active_superuser_cannot_be_deleted_alone_or_in_bulk(root_client, root_user):
+    plain = User.objects.create_user(username="plain", password="pw-0123456789")
+    delete = reverse("admin:accounts_user_delete", args=[root_user.pk])
+    assert root_client.post(delete, {"post": "yes"}).status_code == 403
+    changelist = reverse("admin:accounts_user_changelist")
+    root_client.post(
+        changelist,
+        {"action": "delete_selected", "_selected_action": [root_user.pk, plain.pk], "post": "yes"},
+    )
+    assert User.objects.filter(pk=root_user.pk).exists()
+    assert User.objects.filter(pk=plain.pk).exists()  # refused as a whole
+    assert User.objects.filter(username="root", is_superuser=True, is_active=True).exists()
