@@ -165,6 +165,10 @@ def watch_read(
 
 WINDOW_ENTRIES = 2_000  # the window keeps at most this many changes...
 WINDOW_BYTES = 8 * 1024 * 1024  # ...and at most this many bytes of values
+# A window further than this many revisions behind what a socket asks for starts afresh there
+# (the socket reads its prefix from the database itself) rather than reading every key's
+# changes in between: nobody needed it meanwhile.
+WINDOW_GAP = 5_000
 
 
 class RecentChanges:
@@ -192,8 +196,8 @@ class RecentChanges:
         """Like `watch_read`, from the window: the frames and the cursor to continue from; None
         when `after` is older than the window (the socket reads the database itself)."""
         async with self._lock:
-            if self.end is None:
-                self.start = self.end = after
+            if self.end is None or upto - self.end > WINDOW_GAP:
+                self._restart(at=upto)
             if after < self.start:
                 return None
             if upto > self.end:
@@ -210,6 +214,10 @@ class RecentChanges:
             frame = self._frames[index]
             frames.append(frame if frame is not None else watch_frame(entry, now=now))
         return frames, cursor
+
+    def _restart(self, *, at: int) -> None:
+        self.start = self.end = at
+        self._revisions, self._entries, self._frames, self._bytes = [], [], [], 0
 
     async def _extend(self, upto: int) -> None:
         entries = await database_sync_to_async(changes_under)(

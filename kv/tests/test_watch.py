@@ -148,8 +148,19 @@ def test_sockets_reading_the_same_changes_share_one_database_read(reads):
     assert {cursor for _, cursor in answers} == {upto}
 
 
-def test_the_window_filters_by_the_callers_read_permission(reads, root_user):
+def opened_window() -> watch.RecentChanges:
+    """A window that starts at revision 0 (a fresh one starts where it is first asked to)."""
     recent = watch.RecentChanges()
+
+    async def open_it():
+        await recent.read(prefix="", after=0, upto=0, caller=ANONYMOUS)
+
+    run(open_it)
+    return recent
+
+
+def test_the_window_filters_by_the_callers_read_permission(reads, root_user):
+    recent = opened_window()
     with TestCase.captureOnCommitCallbacks(execute=True):
         services.entry_put(key="s/open", value="1", caller=SYSTEM)
         secret, _ = services.entry_put(key="s/secret", value="2", caller=SYSTEM)
@@ -186,6 +197,26 @@ def test_a_cursor_older_than_the_window_reads_the_database_itself(reads, monkeyp
     assert keys_of(recent_enough[0]) == ["k/3", "k/4", "k/5"]
 
 
+def test_a_window_far_behind_starts_afresh_instead_of_reading_everything_between(
+    reads, monkeypatch
+):
+    monkeypatch.setattr(watch, "WINDOW_GAP", 3)
+    recent = watch.RecentChanges()
+
+    async def scenario():
+        first = await recent.read(prefix="", after=0, upto=0, caller=ANONYMOUS)  # opens it at 0
+        revisions = [await aput(f"k/{i}") for i in range(5)]
+        behind = await recent.read(prefix="k/", after=0, upto=revisions[-1], caller=ANONYMOUS)
+        more = await aput("k/5")
+        after = await recent.read(prefix="k/", after=revisions[-1], upto=more, caller=ANONYMOUS)
+        return first, revisions, behind, after
+
+    first, revisions, behind, after = run(scenario)
+    assert first == ([], 0) and behind is None  # that socket reads the database itself
+    assert recent.start == revisions[-1]
+    assert keys_of(after[0]) == ["k/5"] and len(reads) == 1
+
+
 def test_a_large_batch_is_read_a_page_at_a_time(reads, monkeypatch):
     monkeypatch.setattr(watch, "READ_PAGE", 2)
     recent = watch.RecentChanges()
@@ -206,7 +237,7 @@ def test_a_large_batch_is_read_a_page_at_a_time(reads, monkeypatch):
 
 
 def test_an_entry_that_expires_is_sent_as_a_delete_once_past_its_expiry(reads):
-    recent = watch.RecentChanges()
+    recent = opened_window()
     with TestCase.captureOnCommitCallbacks(execute=True):
         entry, _ = services.entry_put(key="t/x", value="1", caller=SYSTEM, ttl=60)
 
