@@ -66,3 +66,18 @@ def test_a_failed_forward_is_tried_once_more_then_dropped(received):
         timeout=5,
         what="two attempts at the dead peer",
     )
+
+
+def test_messages_published_within_the_gather_time_go_to_a_peer_in_one_post(settings):
+    settings.KVS_PUBSUB_FORWARD_GATHER = 0.5
+    posts: list[list[str]] = []
+    transport = FakeTransport()
+    transport.route(
+        PEERS[0].url,
+        lambda path, payload: posts.append([m["id"] for m in payload["messages"]]) or {},
+    )
+    forwarder = Forwarder(peers=lambda: PEERS[:1], transport=lambda: transport)
+    for i in range(20):
+        forwarder.forward({"id": str(i)})
+    wait_for(lambda: posts, timeout=5, what="the first post")
+    assert posts == [[str(i) for i in range(20)]]
