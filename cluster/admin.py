@@ -10,10 +10,11 @@ from django.utils.html import format_html
 
 from kv.hlc import wall_ms
 from kv.selectors import store_state
+from kvsite.exceptions import KvsError
 
 from .antientropy import MERKLE_PATH
 from .config import Config
-from .gossip import ForgetRefused, gossip_forget
+from .gossip import gossip_forget
 from .models import Member
 from .transport import HttpTransport, TransportError
 
@@ -100,7 +101,7 @@ class MemberAdmin(admin.ModelAdmin):
         for node_id in queryset.values_list("node_id", flat=True):
             try:
                 report = gossip_forget(transport, node_id, config=config)
-            except ForgetRefused as refused:
+            except KvsError as refused:  # unknown, alive, or this node
                 self.message_user(request, str(refused), messages.WARNING)
                 continue
             note = f"Forgot {node_id} on {', '.join(report.forgotten_by)}."

@@ -11,6 +11,8 @@ import random
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
+from kvsite.exceptions import Conflict, NotFound
+
 from .config import Config
 from .membership import (
     ALIVE,
@@ -125,14 +127,6 @@ class ForgetReport:
     unreachable: list[str] = field(default_factory=list)
 
 
-class ForgetRefused(Exception):
-    """The member is unknown here (`unknown`), or alive, suspect or ourselves."""
-
-    def __init__(self, message: str, *, unknown: bool = False) -> None:
-        super().__init__(message)
-        self.unknown = unknown
-
-
 def gossip_forget(
     transport: Transport,
     node_id: str,
@@ -141,34 +135,29 @@ def gossip_forget(
     store: MemberStore | None = None,
 ) -> ForgetReport:
     """Forget a dead or departed member now (rather than after KVS_REAP_AFTER), here and on every
-    live peer. A peer that cannot be reached forgets it when its own reap time comes."""
+    live peer. A peer that cannot be reached forgets it when its own reap time comes.
+
+    NotFound for a member unknown here; Conflict for ourselves or a live (or suspect) member."""
     config = config or Config.from_settings()
     store = store or DbMemberStore(config.node_id)
     if node_id == config.node_id:
-        raise ForgetRefused(f"{node_id!r} is this node: only other members can be forgotten.")
+        raise Conflict(f"{node_id!r} is this node: only other members can be forgotten.")
     with store.locked() as table:
         member = table.get(node_id)
         if member is None:
-            raise ForgetRefused(f"No member {node_id!r} is known here.", unknown=True)
+            raise NotFound(f"No member {node_id!r} is known here.")
         if not member_forget(table, node_id=node_id):
-            raise ForgetRefused(
+            raise Conflict(
                 f"{node_id!r} is {member.status}: only a dead or departed member can be forgotten."
             )
         peers = {m.url: m.node_id for m in _peers(table) if m.status in (ALIVE, SUSPECT)}
-    report = ForgetReport(node_id=node_id, forgotten_by=[config.node_id])
     request = {"node_id": node_id, "incarnation": member.incarnation}
-    futures = {_pool.submit(transport.send, url, FORGET_PATH, request): url for url in peers}
-    done, late = wait(futures, timeout=2 * config.timeout_s + 0.5)
-    for future in done:
-        try:
-            future.result()
-            report.forgotten_by.append(peers[futures[future]])
-        except TransportError as error:
-            logger.info("forget %s on %s failed: %s", node_id, futures[future], error)
-            report.unreachable.append(peers[futures[future]])
-    report.unreachable += [peers[futures[future]] for future in late]
-    report.unreachable.sort()
-    return report
+    answers = send_to_all(transport, list(peers), FORGET_PATH, request, timeout_s=config.timeout_s)
+    return ForgetReport(
+        node_id=node_id,
+        forgotten_by=[config.node_id] + [peers[url] for url in peers if answers[url] is not None],
+        unreachable=sorted(peers[url] for url in peers if answers[url] is None),
+    )
 
 
 def forget_receive(
@@ -203,20 +192,37 @@ def gossip_targets(table: MemberTable, config: Config, rng: random.Random) -> li
     return list(dict.fromkeys(urls))
 
 
+def send_to_all(
+    transport: Transport, urls: list[str], path: str, payload: dict, *, timeout_s: float
+) -> dict[str, dict | None]:
+    """POST `payload` to `path` of every URL concurrently: URL → answer, None where the request
+    failed or no answer came in time."""
+    futures = {_pool.submit(transport.send, url, path, payload): url for url in urls}
+    done, late = wait(futures, timeout=2 * timeout_s + 0.5)
+    answers: dict[str, dict | None] = dict.fromkeys(urls)
+    for future in done:
+        try:
+            answers[futures[future]] = future.result()
+        except TransportError as error:
+            logger.info("%s on %s failed: %s", path, futures[future], error)
+    for future in late:
+        logger.info("%s on %s: no answer in time", path, futures[future])
+    return answers
+
+
 def push_pull(
     transport: Transport, urls: list[str], message: GossipMessage, *, timeout_s: float
 ) -> list[GossipMessage]:
     """Send `message` to every URL concurrently; the valid answers that came back in time."""
-    futures = {_pool.submit(transport.send, url, GOSSIP_PATH, message): url for url in urls}
-    done, late = wait(futures, timeout=2 * timeout_s + 0.5)
     replies = []
-    for future in done:
+    answers = send_to_all(transport, urls, GOSSIP_PATH, message, timeout_s=timeout_s)
+    for url, answer in answers.items():
+        if answer is None:
+            continue
         try:
-            replies.append(gossip_message_parse(future.result()))
-        except (TransportError, InvalidMessage) as error:
-            logger.info("pushPull with %s failed: %s", futures[future], error)
-    for future in late:
-        logger.info("pushPull with %s: no answer in time", futures[future])
+            replies.append(gossip_message_parse(answer))
+        except InvalidMessage as error:
+            logger.info("pushPull with %s failed: %s", url, error)
     return replies
 
 

@@ -13,10 +13,9 @@ from accounts.permissions import scope_check
 from accounts.scopes import READ
 from kv.hlc import wall_ms
 from kv.selectors import live_key_count, store_state
-from kvsite.exceptions import Conflict, NotFound
 
 from ..config import Config
-from ..gossip import ForgetRefused, gossip_forget, gossip_leave
+from ..gossip import gossip_forget, gossip_leave
 from ..node import local_node, node_mode
 from ..selectors import members_count, members_list
 from ..transport import HttpTransport
@@ -88,10 +87,7 @@ class MemberApi(APIView):
     def delete(self, request, node_id: str):
         scope_check(request, ADMIN_CLUSTER)
         config = Config.from_settings()
-        try:
-            report = gossip_forget(HttpTransport.from_config(config), node_id, config=config)
-        except ForgetRefused as refused:
-            raise (NotFound if refused.unknown else Conflict)(str(refused)) from None
+        report = gossip_forget(HttpTransport.from_config(config), node_id, config=config)
         return Response(
             {
                 "node_id": report.node_id,

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from cluster.config import Config
-from cluster.gossip import GOSSIP_PATH, ForgetRefused, forget_receive, gossip_round, gossip_targets
+from cluster.gossip import GOSSIP_PATH, forget_receive, gossip_round, gossip_targets
 from cluster.membership import (
     ALIVE,
     DEAD,
@@ -20,6 +20,7 @@ from cluster.membership import (
 from cluster.models import Member
 from cluster.store import DbMemberStore, MemoryMemberStore
 from cluster.transport import FakeTransport
+from kvsite.exceptions import Conflict, NotFound
 
 from .fakes import INTERVAL_MS, MemoryCluster
 
@@ -266,9 +267,9 @@ def test_live_members_ourselves_and_strangers_are_not_forgotten(target):
     cluster = MemoryCluster(2)
     for _ in range(5):
         cluster.tick()
-    with pytest.raises(ForgetRefused) as refused:
+    with pytest.raises((NotFound, Conflict)) as refused:
         cluster.forget("node1", target)
-    assert refused.value.unknown == (target == "nobody")
+    assert isinstance(refused.value, NotFound) == (target == "nobody")
     assert cluster.status("node1", "node2") == ALIVE and cluster.status("node2", "node1") == ALIVE
 
 
