@@ -10,14 +10,13 @@ and the cost grows with the difference, not with the store.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
 import orjson
 
 from kv import selectors, services
 from kv.merkle import node_children, node_hash, tree_depth
-from kv.versions import Version
+from kv.versions import Version, version_order
 
 from .transport import Transport
 
@@ -58,9 +57,10 @@ class _Counted:
         return answer
 
 
-def _order(digest: Digest) -> tuple[int, int, int]:
+def digest_order(digest: Digest) -> tuple[int, int, int]:
+    """The version order (kv/versions.py) of the version a digest names."""
     _, version, hlc, joined = digest
-    return (hlc, -joined, -uuid.UUID(version).int)
+    return version_order(hlc=hlc, origin_joined_at=joined, version=version)
 
 
 # --- The asking side -----------------------------------------------------------------------------
@@ -134,8 +134,12 @@ def digests_answer(*, buckets: list[int], digests: list[Digest]) -> dict:
     """Our versions that beat (or are missing from) the asker's, and the keys we want."""
     theirs = {d[0]: tuple(d) for d in digests}
     mine = {d[0]: d for d in selectors.bucket_digests(buckets=buckets)}
-    give = [k for k, d in mine.items() if k not in theirs or _order(d) > _order(theirs[k])]
-    want = [k for k, d in theirs.items() if k not in mine or _order(d) > _order(mine[k])]
+    give = [
+        k for k, d in mine.items() if k not in theirs or digest_order(d) > digest_order(theirs[k])
+    ]
+    want = [
+        k for k, d in theirs.items() if k not in mine or digest_order(d) > digest_order(mine[k])
+    ]
     versions = selectors.versions_of(keys=give) if give else []
     return {"versions": [v.as_wire() for v in versions], "want": want}
 

@@ -49,7 +49,9 @@ class Version:
 
     def order(self) -> tuple[int, int, int]:
         """A sort key: the larger key is the newer version."""
-        return (self.hlc, -self.origin_joined_at, -self.version.int)
+        return version_order(
+            hlc=self.hlc, origin_joined_at=self.origin_joined_at, version=self.version
+        )
 
     def as_wire(self) -> dict:
         """A JSON-ready dict (the form versions take between nodes)."""
@@ -60,6 +62,15 @@ class Version:
     @classmethod
     def from_wire(cls, data: dict) -> "Version":
         return cls(**{**data, "version": uuid.UUID(data["version"])})
+
+
+def version_order(
+    *, hlc: int, origin_joined_at: int, version: uuid.UUID | str
+) -> tuple[int, int, int]:
+    """The cluster-wide sort key of a version: the larger key is the newer version."""
+    if not isinstance(version, uuid.UUID):
+        version = uuid.UUID(version)
+    return (hlc, -origin_joined_at, -version.int)
 
 
 def version_newer(a: Version, b: Version) -> bool:

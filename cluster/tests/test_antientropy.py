@@ -8,6 +8,7 @@ from cluster.antientropy import (
     DIGESTS_PATH,
     MERKLE_PATH,
     VERSIONS_PATH,
+    digest_order,
     digests_answer,
     merkle_answer,
     merkle_sync,
@@ -44,24 +45,17 @@ class MemoryPeer:
             return {"hashes": [node_hash(leaves, payload["level"], n) for n in payload["nodes"]]}
         if path == DIGESTS_PATH:
             theirs = {d[0]: d for d in payload["digests"]}
-            give, want = [], []
-            for key, v in self.store.items():
-                if bucket_of(key) in payload["buckets"]:
-                    d = theirs.get(key)
-                    if d is None or (v.hlc, -v.origin_joined_at, -v.version.int) > (
-                        d[2],
-                        -d[3],
-                        -uuid.UUID(d[1]).int,
-                    ):
-                        give.append(v.as_wire())
-            for key, d in theirs.items():
-                v = self.store.get(key)
-                if v is None or (d[2], -d[3], -uuid.UUID(d[1]).int) > (
-                    v.hlc,
-                    -v.origin_joined_at,
-                    -v.version.int,
-                ):
-                    want.append(key)
+            mine = {v.key: v for v in self.store.values() if bucket_of(v.key) in payload["buckets"]}
+            give = [
+                v.as_wire()
+                for key, v in mine.items()
+                if key not in theirs or v.order() > digest_order(theirs[key])
+            ]
+            want = [
+                key
+                for key, d in theirs.items()
+                if key not in mine or digest_order(d) > mine[key].order()
+            ]
             return {"versions": give, "want": want}
         assert path == VERSIONS_PATH
         for wire in payload["versions"]:
