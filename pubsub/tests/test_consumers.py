@@ -194,7 +194,10 @@ def test_the_sender_notes_the_gap_as_soon_as_there_is_room(settings):
         for i in range(4):
             consumer.offer(f"m{i}")
         sender = asyncio.create_task(consumer._send_loop())
-        await asyncio.sleep(0.05)
+        deadline = asyncio.get_running_loop().time() + 5
+        while consumer._queue.qsize() or len(sent) < 3:
+            assert asyncio.get_running_loop().time() < deadline, sent
+            await asyncio.sleep(0)
         sender.cancel()
         assert sent == ["m0", "m1", '{"type":"overflow","dropped":2}']
 

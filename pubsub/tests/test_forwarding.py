@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from cluster.membership import MemberState
-from cluster.transport import FakeTransport
+from cluster.transport import FakeTransport, TransportError
 from pubsub.forwarding import PUBSUB_PATH, Forwarder
 from tests.integration.helpers import wait_for
 
@@ -35,8 +35,11 @@ def test_every_message_reaches_every_alive_peer_once(received):
     forwarder = Forwarder(peers=lambda: PEERS, transport=lambda: transport)
     for i in range(50):
         forwarder.forward({"id": str(i)})
-    expected = [str(i) for i in range(50)]
-    wait_for(lambda: all(ids == expected for ids in got.values()), timeout=5, what="forwards")
+    # A peer's outbox posts in order, so a late copy of any message would arrive before the last.
+    forwarder.forward({"id": "last"})
+    wait_for(lambda: all(ids[-1:] == ["last"] for ids in got.values()), timeout=5, what="forwards")
+    expected = [str(i) for i in range(50)] + ["last"]
+    assert all(ids == expected for ids in got.values()), got
 
 
 def test_a_peer_that_hangs_does_not_delay_the_others(received):
@@ -57,15 +60,21 @@ def test_a_peer_that_hangs_does_not_delay_the_others(received):
 
 def test_a_failed_forward_is_tried_once_more_then_dropped(received):
     got, transport = received
-    transport.down.add(PEERS[0].url)
+    attempts: list[list[str]] = []
+
+    def unreachable(path, payload):
+        attempts.append([m["id"] for m in payload["messages"]])
+        raise TransportError("unreachable")
+
+    transport.route(PEERS[0].url, unreachable)
     forwarder = Forwarder(peers=lambda: PEERS, transport=lambda: transport)
     forwarder.forward({"id": "x"})
-    wait_for(lambda: got[PEERS[1].url] == ["x"], timeout=5, what="the healthy peer")
-    wait_for(
-        lambda: [u for u, _ in transport.sent].count(PEERS[0].url) == 2,
-        timeout=5,
-        what="two attempts at the dead peer",
-    )
+    wait_for(lambda: len(attempts) >= 2, timeout=5, what="two attempts at the dead peer")
+    # The outbox posts in order: a third attempt at "x" would come before the attempts at "y".
+    forwarder.forward({"id": "y"})
+    wait_for(lambda: len(attempts) >= 4, timeout=5, what="two attempts at the second message")
+    assert attempts == [["x"], ["x"], ["y"], ["y"]]
+    wait_for(lambda: got[PEERS[1].url] == ["x", "y"], timeout=5, what="the healthy peer")
 
 
 def test_messages_published_within_the_gather_time_go_to_a_peer_in_one_post(settings):

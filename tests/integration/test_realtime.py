@@ -215,7 +215,8 @@ def test_a_watcher_gets_no_event_for_a_key_it_may_not_read(cluster: Launch):
             await next_frame(on1)
             await next_frame(on2)
             with api(cluster, 1) as root:
-                root.put("/api/v1/acl/acl/secret/", json={"mode": "cdwr--------"})
+                rule = root.put("/api/v1/acl/acl/secret/", json={"mode": "cdwr--------"})
+                assert rule.status_code == 201, rule.text
                 assert root.put("/api/v1/kv/acl/secret/x", json="hidden").status_code == 201
                 assert root.put("/api/v1/kv/acl/open", json="seen").status_code == 201
             for ws in (on1, on2):
