@@ -7,6 +7,8 @@ from accounts.models import User
 from accounts.scopes import ALL
 from accounts.services import token_create
 
+pytest_plugins = ["tests.plugins.no_skips_under_ci"]
+
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
