@@ -35,7 +35,8 @@ from django.db.models import Q
 from cluster.node import local_node
 from kvsite.debounce import Debounce
 from kvsite.exceptions import InvalidInput
-from kvsite.realtime import PerLoop, layer_send
+from kvsite.perloop import PerLoop
+from kvsite.realtime import layer_send
 
 from .acl import Caller
 from .hlc import wall_ms
