@@ -22,7 +22,7 @@ from kv import services, watch
 from kv.acl import SYSTEM
 from kv.tests.realtime import channel_layer, closed_with, frame_where, opened, run, socket  # noqa: F401
 from pubsub.services import message_publish_async
-from pubsub.tests.conftest import _redis_server, forwarded, node_redis  # noqa: F401 (fixtures)
+from pubsub.tests.conftest import forwarded, node_redis  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
