@@ -55,6 +55,8 @@ KVS_READ_ONLY = env.bool("KVS_READ_ONLY", default=False)
 KVS_BOOTSTRAP_TOKEN = env.str("KVS_BOOTSTRAP_TOKEN", default="")
 # How long (seconds) a process trusts a token it has verified before reading it again: revocations
 # made on another process or node take effect within this time. 0 checks the database every time.
+# Open websockets are checked again this often too (at most every 0.1 s; one check per credential
+# and web worker, however many sockets share it): a shorter time closes revoked sockets sooner.
 KVS_TOKEN_CACHE_SECONDS = env.float("KVS_TOKEN_CACHE_SECONDS", default=1.0)
 # How long (seconds) a process reuses ACL rules and schemas it has read; changes made on other
 # processes or nodes apply within this time. 0 reads them on every write.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -74,3 +75,32 @@ async def refused(client: WebsocketCommunicator) -> int:
     connected, code = await client.connect()
     assert not connected, "the socket was accepted"
     return code
+
+
+async def closed_with(client: WebsocketCommunicator, timeout: float = 5) -> int:
+    """The code the server closes the accepted `client` with, within `timeout` seconds; frames
+    sent before the close are skipped."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            message = await client.receive_output(max(deadline - loop.time(), 0.001))
+        except TimeoutError:
+            raise AssertionError(f"the socket was not closed within {timeout} s") from None
+        if message["type"] == "websocket.close":
+            return message.get("code", 1000)
+
+
+async def frame_where(
+    client: WebsocketCommunicator, condition: Callable[[dict], bool], timeout: float = 5
+) -> dict:
+    """The first frame, within `timeout` seconds, for which `condition` holds (others skipped)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            frame = json.loads(await client.receive_from(max(deadline - loop.time(), 0.001)))
+        except TimeoutError:
+            raise AssertionError(f"no such frame within {timeout} s") from None
+        if condition(frame):
+            return frame

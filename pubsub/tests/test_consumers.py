@@ -6,11 +6,14 @@ import asyncio
 from urllib.parse import quote
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from kv.tests.realtime import frames, opened, refused, run, socket
+from accounts.models import ApiToken
+from accounts.tokens import token_hash
+from kv.tests.realtime import closed_with, frames, opened, refused, run, socket
 from kvsite.realtime import RealtimeConsumer
-from pubsub.services import topic_group
+from pubsub.services import message_publish_async, topic_group
 from pubsub.subscribers import book
 
 pytestmark = pytest.mark.django_db
@@ -202,3 +205,32 @@ def test_the_sender_notes_the_gap_as_soon_as_there_is_room(settings):
         assert sent == ["m0", "m1", '{"type":"overflow","dropped":2}']
 
     run(scenario)
+
+
+# --- Open sockets keep only the access they still have ------------------------------------------
+
+
+def test_a_credential_that_loses_pubsub_closes_its_subscriptions_with_4403(
+    channel_layer, forwarded, token, settings
+):
+    settings.KVS_TOKEN_CACHE_SECONDS = 0.2
+    losing, keeping = token(scopes=["pubsub"]), token(scopes=["pubsub"])
+
+    async def scenario():
+        closing = socket(topic_path("t"), token=losing)
+        staying = socket(topic_path("t"), token=keeping)
+        for client in (closing, staying):
+            await opened(client)
+        await database_sync_to_async(_scopes_set)(losing, ["read"])
+        assert await closed_with(closing, timeout=10) == 4403
+        await message_publish_async(topic="t", data="still here")
+        (message,) = await frames(staying, 1)
+        assert message["data"] == "still here"
+        for client in (closing, staying):
+            await client.disconnect()
+
+    run(scenario)
+
+
+def _scopes_set(secret: str, scopes: list[str]) -> None:
+    ApiToken.objects.filter(secret_hash=token_hash(secret)).update(scopes=scopes)

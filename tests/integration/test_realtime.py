@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import websockets
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from .helpers import Launch, kvs_up, wait_for
 
@@ -23,6 +23,7 @@ START_DEADLINE_S = 180.0  # three nodes, one after the other, on a loaded 2-core
 JOIN_DEADLINE_S = 60.0
 EVENT_DEADLINE_S = 20.0  # an event from another node waits for push replication
 QUIET_S = 1.5  # how long "nothing more arrives" is watched for
+REVOKED_DEADLINE_S = 15.0  # a revocation replicates, then open sockets see it at their next check
 SEND_QUEUE = 100  # per-socket send queue of this cluster: a stalled socket overflows quickly
 
 
@@ -145,6 +146,57 @@ def test_sockets_without_a_valid_credential_are_refused(cluster: Launch):
         assert await refusal(watch, additional_headers=auth(writer)) == 403
         assert await refusal(ws_url(cluster, 3, "/ws/v1/pubsub/t")) == 401
         assert await refusal(ws_url(cluster, 3, f"/ws/v1/pubsub/t?token={writer}")) == 403
+
+    asyncio.run(scenario())
+
+
+async def closed_with(ws, timeout: float) -> int | None:
+    """The code the server closes `ws` with, within `timeout` seconds (frames are skipped)."""
+
+    async def read_to_the_end() -> int | None:
+        try:
+            while True:
+                await ws.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
+
+    return await asyncio.wait_for(read_to_the_end(), timeout)
+
+
+def test_a_token_revoked_on_one_node_closes_its_sockets_on_another_with_4401(cluster: Launch):
+    doomed = user_token(cluster, "doomed", ["read", "pubsub"])
+    kept = user_token(cluster, "kept", ["read", "pubsub"])
+    with api(cluster) as root:
+        (listed,) = root.get("/api/v1/tokens", params={"user": "doomed"}).json()
+    watch, topic = "/ws/v1/watch?prefix=revoke/", "revoke/t"
+
+    async def scenario():
+        sockets = {
+            (who, kind): await websockets.connect(
+                ws_url(cluster, 2, path), additional_headers=auth(token)
+            )
+            for who, token in (("doomed", doomed), ("kept", kept))
+            for kind, path in (("watch", watch), ("pubsub", f"/ws/v1/pubsub/{topic}"))
+        }
+        try:
+            for who in ("doomed", "kept"):
+                assert (await next_frame(sockets[who, "watch"]))["type"] == "ready"
+            await asyncio.to_thread(subscribed, cluster, topic, {2: 2})
+            with api(cluster, 1) as node1:
+                assert node1.delete(f"/api/v1/tokens/{listed['id']}").status_code == 204
+            for kind in ("watch", "pubsub"):  # on node2, open before the revocation
+                code = await closed_with(sockets["doomed", kind], REVOKED_DEADLINE_S)
+                assert code == 4401, kind
+            with api(cluster, 1) as node1:  # the other side: a token that stands keeps its sockets
+                assert node1.put("/api/v1/kv/revoke/after", json=1).status_code == 201
+                assert node1.post(f"/api/v1/pubsub/{topic}", json={"data": 2}).status_code == 202
+            event = await next_frame(sockets["kept", "watch"])
+            assert (event["key"], event["value"]) == ("revoke/after", 1)
+            message = await next_frame(sockets["kept", "pubsub"])
+            assert (message["type"], message["data"]) == ("message", 2)
+        finally:
+            for ws in sockets.values():
+                await ws.close()
 
     asyncio.run(scenario())
 
