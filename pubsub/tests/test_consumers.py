@@ -107,7 +107,7 @@ def test_a_frame_publishes_to_every_subscriber_and_is_forwarded_once(
 
 @pytest.mark.parametrize(
     ("frame", "code"),
-    [("not json", "invalid"), ('{"no": "data"}', "invalid"), ('["data"]', "invalid")],
+    [("not json", "invalid_json"), ('{"no": "data"}', "invalid"), ('["data"]', "invalid")],
 )
 def test_bad_frames_are_answered_with_an_error_and_publish_nothing(
     channel_layer, forwarded, token, frame, code
