@@ -108,6 +108,17 @@ def test_bad_prefix_or_since_is_refused_with_400(channel_layer, token):
     run(scenario)
 
 
+def test_a_prefix_that_is_not_utf8_or_holds_invisible_characters_is_refused(channel_layer, token):
+    reader = token(scopes=["read"])
+
+    async def scenario():
+        for query in ("prefix=al%2F%FF", "prefix=%C0%80", f"prefix={quote('a/b' + chr(0x202E))}"):
+            assert await refused(socket(f"/ws/v1/watch?{query}", token=reader)) == 4400
+        await opened(socket(watch_path("al/"), token=reader))
+
+    run(scenario)
+
+
 def test_refusal_is_an_http_answer_where_the_server_supports_it(channel_layer):
     async def scenario():
         client = handshake("/ws/v1/watch", query="prefix=a/")

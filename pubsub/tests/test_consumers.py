@@ -64,6 +64,20 @@ def test_sockets_of_a_topic_share_one_layer_subscription_until_the_last_leaves(
     run(scenario)
 
 
+def test_topics_that_are_not_utf8_or_hold_invisible_characters_are_refused(channel_layer, token):
+    secret = token(scopes=["pubsub"])
+
+    async def scenario():
+        for path in ("/ws/v1/pubsub/al/%FF%FE", "/ws/v1/pubsub/al/%C0%80"):
+            assert await refused(socket(path, token=secret)) == 4400
+        assert await refused(socket(topic_path("news\u200b"), token=secret)) == 4400
+        client = socket(topic_path("al/%FF"), token=secret)  # a percent sign is just a character
+        await opened(client)
+        await client.disconnect()
+
+    run(scenario)
+
+
 def test_anonymous_read_does_not_open_pubsub(channel_layer, settings):
     settings.KVS_ALLOW_ANONYMOUS_READ = True
 
