@@ -119,6 +119,24 @@ def test_a_prefix_that_is_not_utf8_or_holds_invisible_characters_is_refused(chan
     run(scenario)
 
 
+def test_a_client_frame_nested_thousands_deep_gets_an_error_frame_not_a_dropped_socket(
+    channel_layer, token
+):
+    reader = token(scopes=["read"])
+
+    async def scenario():
+        client = socket(watch_path("a/"), token=reader)
+        await opened(client)
+        assert (await frames(client, 1))[0]["type"] == "ready"
+        for frame in ("[" * 2_000 + "]" * 2_000, "{" * 100_000, "not json"):
+            await client.send_to(text_data=frame)
+            (error,) = await frames(client, 1)
+            assert (error["type"], error["code"]) == ("error", "invalid_json"), error
+        await client.disconnect()
+
+    run(scenario)
+
+
 def test_refusal_is_an_http_answer_where_the_server_supports_it(channel_layer):
     async def scenario():
         client = handshake("/ws/v1/watch", query="prefix=a/")

@@ -140,6 +140,29 @@ def test_bad_frames_are_answered_with_an_error_and_publish_nothing(
     run(scenario)
 
 
+@pytest.mark.parametrize("depth", [65, 300, 2_000, 100_000])
+def test_a_frame_nested_too_deeply_is_answered_with_an_error_and_the_socket_stays(
+    channel_layer, forwarded, token, settings, depth
+):
+    settings.KVS_MAX_JSON_DEPTH = 64
+    secret = token(scopes=["pubsub"])
+    frame = '{"data": ' + "[" * depth + "]" * depth + "}"
+
+    async def scenario():
+        client = socket(topic_path("t"), token=secret)
+        await opened(client)
+        await client.send_to(text_data=frame)
+        (error,) = await frames(client, 1)
+        assert (error["type"], error["code"]) == ("error", "invalid_json")
+        assert f"{depth + 1} levels" in error["detail"]
+        await client.send_json_to({"data": "still here"})  # the socket is still open
+        assert sorted(f["type"] for f in await frames(client, 2)) == ["message", "published"]
+        assert [m["data"] for m in forwarded] == ["still here"]
+        await client.disconnect()
+
+    run(scenario)
+
+
 def test_a_message_over_the_size_limit_is_refused(channel_layer, forwarded, token, settings):
     settings.KVS_PUBSUB_MAX_BYTES = 300
     secret = token(scopes=["pubsub"])
