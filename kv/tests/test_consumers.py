@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import jwt as pyjwt
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings as django_settings
 from django.test import TestCase
+from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
+from accounts.services import jwt_issue
 from kv import consumers, services, watch
 from kv.acl import SYSTEM
 
@@ -147,6 +151,18 @@ def test_refusal_is_an_http_answer_where_the_server_supports_it(channel_layer):
         assert start["status"] == 401
         assert (b"www-authenticate", b'Bearer realm="kvsite"') in start["headers"]
         assert b'"detail"' in body["body"]
+
+    run(scenario)
+
+
+def test_a_properly_signed_jwt_with_an_absurd_expiry_is_refused_with_401(channel_layer, root_user):
+    claims = dict(AccessToken(jwt_issue(user=root_user)["access"]).payload)
+    absurd = pyjwt.encode(
+        {**claims, "exp": 1e30}, django_settings.SIMPLE_JWT["SIGNING_KEY"], "HS256"
+    )
+
+    async def scenario():
+        assert await refused(socket(watch_path("a/"), token=absurd)) == 4401
 
     run(scenario)
 
