@@ -24,6 +24,7 @@ _REFUSED = {
     "Zp": "a paragraph separator",
 }
 _REPLACEMENT = "\ufffd"
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class InvalidKey(InvalidInput):
@@ -49,11 +50,11 @@ def key_validate(
     if key.startswith("/") or key.endswith("/"):
         raise InvalidKey(f"The {what} must not start or end with '/'.")
     refused = _CONTROL if from_peer else _REFUSED
-    for ch in key:
+    for ch in _ASCII_CONTROL.findall(key) if key.isascii() else key:  # ASCII: only controls
         problem = refused.get(unicodedata.category(ch))
         if problem:
             raise InvalidKey(f"The {what} contains {problem} (U+{ord(ch):04X}).")
-    if _REPLACEMENT in key and not from_peer:
+    if not from_peer and _REPLACEMENT in key:
         raise InvalidKey(
             f"The {what} contains U+FFFD, the replacement character, which stands for bytes "
             "that were not UTF-8."

@@ -61,7 +61,7 @@ def json_parse(data: bytes | str, *, what: str = "body", max_depth: int | None =
 
 def json_depth_beyond(data: bytes, limit: int) -> int:
     """The nesting depth of JSON text if it is beyond `limit`, else 0."""
-    if data.count(b"[") + data.count(b"{") <= limit:  # cannot nest deeper: no need to look
+    if len(data) <= limit or data.count(b"[") + data.count(b"{") <= limit:  # no need to look
         return 0
     depth = json_depth(data)
     return depth if depth > limit else 0
