@@ -146,3 +146,20 @@ def test_an_overlong_integer_says_what_the_limit_is(api):
     assert "5000 digits" in detail and "4300" in detail and "sys." not in detail
     response = api.generic("POST", "/api/v1/users", b'{"username": ' + b"9" * 5000 + b"}")
     assert "4300" in assert_error(response, 400)["detail"]
+
+
+def test_a_body_beyond_the_upload_limit_is_413_on_every_endpoint(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    body = orjson.dumps({"username": "u" * 200})
+    assert assert_error(api.generic("POST", "/api/v1/users", body), 413)["code"] == "too_large"
+    assert api.get("/api/v1/users/" + "u" * 200).status_code == 404
+
+
+def test_the_browsable_api_still_renders_forms_and_errors(api, root_user, client):
+    client.force_login(root_user)
+    page = client.get("/api/v1/groups", HTTP_ACCEPT="text/html")
+    assert page.status_code == 200 and page["Content-Type"].startswith("text/html")
+    refused = client.post(
+        "/api/v1/groups", b"{", content_type="text/plain", HTTP_ACCEPT="text/html"
+    )
+    assert refused.status_code == 400 and b"invalid_json" in refused.content
