@@ -80,7 +80,6 @@ STATUS_CODES = {
     406: "not_acceptable",
     409: "conflict",
     413: "too_large",
-    415: "unsupported_media_type",
     429: "throttled",
     503: "unavailable",
 }
