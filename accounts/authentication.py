@@ -3,6 +3,7 @@
 import re
 import time
 from collections.abc import Iterable
+from typing import TypeVar
 
 from django.conf import settings
 from django.db.models.signals import m2m_changed, post_delete, post_save
@@ -17,6 +18,8 @@ from rest_framework_simplejwt.tokens import AccessToken, Token
 
 from .models import ApiToken, User
 from .tokens import token_hash
+
+T = TypeVar("T", bound=Token)
 
 # secret hash -> (monotonic deadline, token). Only active tokens are cached; a revocation made in
 # this process drops its entry at once, one made elsewhere is seen within KVS_TOKEN_CACHE_SECONDS.
@@ -112,6 +115,19 @@ def jwt_user(token: Token, *, users: dict[str, User] | None = None) -> User:
     return user
 
 
+def jwt_verify(token_class: type[T], raw: str, *, what: str = "JWT") -> T:
+    """`raw` verified as a `token_class` JWT; raise AuthenticationFailed otherwise.
+
+    A JWT signed with the right key may still carry claims the libraries cannot take: an `exp`,
+    `iat` or `nbf` of 1e30 or Infinity is past any date (OverflowError, ValueError)."""
+    try:
+        return token_class(raw)
+    except TokenError as exc:
+        raise AuthenticationFailed(f"Invalid {what}: {exc}.") from None
+    except (ArithmeticError, ValueError, TypeError, OSError):
+        raise AuthenticationFailed(f"Invalid {what}: a time claim is out of range.") from None
+
+
 def jwt_authenticate(raw: str) -> tuple[User, AccessToken]:
     """The user and verified access token of a JWT; raise AuthenticationFailed otherwise."""
     access = _jwt_access(raw)
@@ -119,10 +135,7 @@ def jwt_authenticate(raw: str) -> tuple[User, AccessToken]:
 
 
 def _jwt_access(raw: str) -> AccessToken:
-    try:
-        return AccessToken(raw)
-    except TokenError as exc:
-        raise AuthenticationFailed(f"Invalid JWT: {exc}.") from None
+    return jwt_verify(AccessToken, raw)
 
 
 def jwts_verify(raws: Iterable[str]) -> dict[str, tuple[User, AccessToken] | AuthenticationFailed]:

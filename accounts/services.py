@@ -16,13 +16,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from kv.keys import prefix_validate
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput
 
-from .authentication import PASSWORD_CLAIM, jwt_password_stamp, jwt_user
+from .authentication import PASSWORD_CLAIM, jwt_password_stamp, jwt_user, jwt_verify
 from .models import ApiToken, User
 from .permissions import Credential
 from .scopes import ALL, scopes_unknown
@@ -270,10 +269,7 @@ def jwt_login(*, username: str, password: str, request=None) -> dict[str, str]:
 
 def jwt_refresh(*, refresh: str) -> dict[str, str]:
     """`{"access"}`: a new access JWT for a valid refresh JWT whose user may still log in."""
-    try:
-        token = RefreshToken(refresh)
-    except TokenError as exc:
-        raise AuthenticationFailed(f"Invalid refresh JWT: {exc}.") from None
+    token = jwt_verify(RefreshToken, refresh, what="refresh JWT")
     jwt_user(token)  # still there, active, same password
     return {"access": str(token.access_token)}
 

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.forms.renderers import TemplatesSetting
 
 from kvsite.exceptions import Conflict, KvsError, TooLarge
+from kvsite.parsers import json_parse
 
 from . import services
 from .acl import CLASSES, PERMS, Caller, mode_bit, mode_format, mode_parse
@@ -464,9 +465,9 @@ class PrefixSchemaForm(ServiceForm):
 
     def clean_schema(self):
         try:
-            return json.loads(self.cleaned_data["schema"])
-        except ValueError as exc:
-            raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
+            return json_parse(self.cleaned_data["schema"], what="schema")
+        except KvsError as exc:
+            raise forms.ValidationError(exc.detail) from None
 
     def apply(self) -> PrefixSchema:
         data = self.cleaned_data

@@ -347,7 +347,7 @@ def versions_apply(versions: list[Version], *, now: int | None = None, chunk: in
     for start in range(0, len(versions), chunk):
         with store_write_lock(), transaction.atomic():
             for v in versions[start : start + chunk]:
-                key_validate(v.key, allow_reserved=True)
+                key_validate(v.key, allow_reserved=True, from_peer=True)
                 if v.deleted and v.hlc < cutoff and rows.entry_by_key(v.key) is None:
                     continue
                 if entry_apply(v) is not None:

@@ -39,7 +39,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from rest_framework.exceptions import APIException, AuthenticationFailed
 
-from kvsite.exceptions import KvsError, NotFound
+from kvsite.exceptions import InvalidJson, KvsError, NotFound, error_body
+from kvsite.parsers import json_parse
 from kvsite.perloop import PerLoop
 from kvsite.ws_auth import WsRequest, credential_key, ws_request
 from kvsite.ws_recheck import credential_rechecks
@@ -57,27 +58,6 @@ def frame_encode(data: object) -> str:
         return orjson.dumps(data).decode()
     except TypeError:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def json_decode(text: str | bytes) -> object:
-    """Parse JSON text (integers beyond 64 bits take the standard library's path)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
-def error_body(error: Exception) -> tuple[int, dict]:
-    """The HTTP status and JSON body the REST API would answer for `error`."""
-    if isinstance(error, KvsError):
-        return error.status_code, error.as_dict()
-    if isinstance(error, APIException):
-        codes = error.get_codes()
-        return error.status_code, {
-            "detail": str(error.detail),
-            "code": codes if isinstance(codes, str) else "invalid",
-        }
-    raise error
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -230,12 +210,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        """Decode a JSON frame and pass it to `receive_json`; answer an error frame otherwise."""
+        """Decode a JSON frame (the REST API's rules: kvsite.parsers) and pass it to
+        `receive_json`; answer an error frame otherwise, and keep the socket open."""
         try:
-            content = json_decode(text_data if text_data is not None else bytes_data)
-        except ValueError as error:
-            detail = f"The frame is not valid JSON: {error}."
-            self.offer(frame_encode({"type": "error", "detail": detail, "code": "invalid"}))
+            content = json_parse(text_data if text_data is not None else bytes_data, what="frame")
+        except InvalidJson as error:
+            self.offer(frame_encode({"type": "error", **error.as_dict()}))
             return
         await self.receive_json(content)
 

@@ -100,6 +100,10 @@ SIMPLE_JWT = {
 KVS_HISTORY_DEPTH = env.int("KVS_HISTORY_DEPTH", default=3)
 # Largest accepted value, in bytes of JSON (larger: 413).
 KVS_MAX_VALUE_BYTES = env.int("KVS_MAX_VALUE_BYTES", default=1024 * 1024)
+# How many levels arrays and objects may nest in a request body or websocket frame (deeper: 400).
+# Deeper documents are rare in real data and cost stack: schema checking recurses per level, and
+# orjson encodes at most 254 levels (what clients send is wrapped in a few levels of our own).
+KVS_MAX_JSON_DEPTH = env.int("KVS_MAX_JSON_DEPTH", default=64)
 # How long tombstones are kept (seconds). A node offline longer than this must rejoin empty.
 KVS_TOMBSTONE_TTL = env.int("KVS_TOMBSTONE_TTL", default=7 * 24 * 3600)
 # How often (seconds) the expiry task turns expired keys into tombstones.
@@ -176,6 +180,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "kvsite.middleware.Utf8PathMiddleware",  # before anything reads a path decoded with loss
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -264,7 +269,8 @@ REST_FRAMEWORK = {
         "kvsite.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bodies are JSON whatever their Content-Type (kvsite.negotiation picks this one parser).
+    "DEFAULT_PARSER_CLASSES": ["kvsite.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kvsite.negotiation.FastContentNegotiation",
     "EXCEPTION_HANDLER": "kvsite.exceptions.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [

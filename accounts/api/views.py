@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from kv.keys import MAX_TTL_SECONDS
 from kvsite.exceptions import InvalidInput
+from kvsite.parsers import request_json
 
 from ..authentication import BearerTokenAuthentication
 from ..permissions import acting_credential, request_credential, scope_check
@@ -56,7 +57,7 @@ def name_list(**kw) -> serializers.ListField:
 
 def valid_input(serializer_class, request) -> dict:
     """The request body validated by `serializer_class` (400 otherwise)."""
-    serializer = serializer_class(data=request.data)
+    serializer = serializer_class(data=request_json(request))
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 

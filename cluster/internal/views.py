@@ -41,6 +41,9 @@ class InternalApi(APIView):
     authentication_classes = [SignedNodeAuthentication]
     permission_classes = [IsSignedNode]
     throttle_classes: list = []
+    # Bodies wrap what clients sent (a forwarded pub/sub message: 2 levels) beyond the door's
+    # KVS_MAX_JSON_DEPTH (kvsite.parsers.JSONParser).
+    json_depth_extra = 4
 
 
 @extend_schema(exclude=True)

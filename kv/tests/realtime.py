@@ -104,3 +104,19 @@ async def frame_where(
             raise AssertionError(f"no such frame within {timeout} s") from None
         if condition(frame):
             return frame
+
+
+def handshake_refusal(path: str, *, token: str | None = None) -> tuple[int, str]:
+    """(HTTP status, error code) with which a socket opened on `path` is refused, where the
+    server supports refusing with an HTTP answer (as uvicorn does)."""
+    headers = [] if token is None else [(b"authorization", f"Bearer {token}".encode())]
+
+    async def exchange():
+        client = handshake(path, headers=headers)
+        await client.send_input({"type": "websocket.connect"})
+        start = await client.receive_output(2)
+        assert start["type"] == "websocket.http.response.start", start
+        body = await client.receive_output(2)
+        return start["status"], json.loads(body["body"])["code"]
+
+    return async_to_sync(exchange)()

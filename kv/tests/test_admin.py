@@ -441,7 +441,13 @@ def test_acl_rule_change_keeps_the_prefix_and_updates_the_mode(root_client):
 
 @pytest.mark.parametrize(
     ("schema", "message"),
-    [('{"type": 5}', "Invalid JSON Schema"), ('{"type": ', "not valid JSON"), ("[1]", "object")],
+    [
+        ('{"type": 5}', "Invalid JSON Schema"),
+        ('{"type": ', "not valid JSON"),
+        ("[1]", "object"),
+        ('{"items": ' * 100_000 + "{}" + "}" * 100_000, "levels deep"),
+        ('{"maximum": 123456789012345678901234567890}', "64 bits"),
+    ],
 )
 def test_an_invalid_schema_is_a_form_error(root_client, schema, message):
     response = root_client.post(

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import quote
 
+import jwt as pyjwt
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
 from django.test import TestCase
+from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import ApiToken, User
-from accounts.services import group_update, user_update
+from accounts.services import group_update, jwt_issue, user_update
 from accounts.tokens import token_hash
 from kv import consumers, services, watch
 from kv.acl import SYSTEM, mode_parse
@@ -112,6 +115,35 @@ def test_bad_prefix_or_since_is_refused_with_400(channel_layer, token):
     run(scenario)
 
 
+def test_a_prefix_that_is_not_utf8_or_holds_invisible_characters_is_refused(channel_layer, token):
+    reader = token(scopes=["read"])
+
+    async def scenario():
+        for query in ("prefix=al%2F%FF", "prefix=%C0%80", f"prefix={quote('a/b' + chr(0x202E))}"):
+            assert await refused(socket(f"/ws/v1/watch?{query}", token=reader)) == 4400
+        await opened(socket(watch_path("al/"), token=reader))
+
+    run(scenario)
+
+
+def test_a_client_frame_nested_thousands_deep_gets_an_error_frame_not_a_dropped_socket(
+    channel_layer, token
+):
+    reader = token(scopes=["read"])
+
+    async def scenario():
+        client = socket(watch_path("a/"), token=reader)
+        await opened(client)
+        assert (await frames(client, 1))[0]["type"] == "ready"
+        for frame in ("[" * 2_000 + "]" * 2_000, "{" * 100_000, "not json"):
+            await client.send_to(text_data=frame)
+            (error,) = await frames(client, 1)
+            assert (error["type"], error["code"]) == ("error", "invalid_json"), error
+        await client.disconnect()
+
+    run(scenario)
+
+
 def test_refusal_is_an_http_answer_where_the_server_supports_it(channel_layer):
     async def scenario():
         client = handshake("/ws/v1/watch", query="prefix=a/")
@@ -122,6 +154,18 @@ def test_refusal_is_an_http_answer_where_the_server_supports_it(channel_layer):
         assert start["status"] == 401
         assert (b"www-authenticate", b'Bearer realm="kvsite"') in start["headers"]
         assert b'"detail"' in body["body"]
+
+    run(scenario)
+
+
+def test_a_properly_signed_jwt_with_an_absurd_expiry_is_refused_with_401(channel_layer, root_user):
+    claims = dict(AccessToken(jwt_issue(user=root_user)["access"]).payload)
+    absurd = pyjwt.encode(
+        {**claims, "exp": 1e30}, django_settings.SIMPLE_JWT["SIGNING_KEY"], "HS256"
+    )
+
+    async def scenario():
+        assert await refused(socket(watch_path("a/"), token=absurd)) == 4401
 
     run(scenario)
 

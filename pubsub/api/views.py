@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_credential, scope_check
 from accounts.scopes import PUBSUB
+from kvsite.parsers import request_json
 
 from ..services import message_publish, publish_body_parse, topic_access_check
 from ..subscribers import topics_visible
@@ -32,7 +33,7 @@ class TopicPublishApi(APIView):
     )
     def post(self, request, topic):
         topic_access_check(request, topic)
-        message = message_publish(topic=topic, data=publish_body_parse(request.data))
+        message = message_publish(topic=topic, data=publish_body_parse(request_json(request)))
         return Response({"id": message["id"]}, status=202)
 
 

@@ -410,3 +410,44 @@ class StalledSocket:
                 frames.append(json.loads(data[offset : offset + size]))
             data = data[offset + size :]
         return frames
+
+
+# --- What clients send ---------------------------------------------------------------------------
+
+
+def test_bodies_keys_and_frames_are_checked_at_the_door_over_real_http(cluster: Launch):
+    """curl's default form type is JSON too; a path that is not UTF-8 is no key; a publish too
+    deep for the door is refused on REST and websocket alike, and the others still reach peers."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    deep = '{"data": ' + "[" * 100 + "]" * 100 + "}"
+
+    async def scenario():
+        url = ws_url(cluster, 2, f"/ws/v1/pubsub/door/news?token={cluster.token}")
+        publisher_url = ws_url(cluster, 1, f"/ws/v1/pubsub/door/news?token={cluster.token}")
+        async with websockets.connect(url) as subscriber, websockets.connect(publisher_url) as pub:
+            await asyncio.to_thread(subscribed, cluster, "door/news", {1: 1, 2: 1})
+            with api(cluster, 1) as node1:
+                for method, path in (
+                    ("PUT", "/api/v1/kv/al/%FF%FE"),
+                    ("GET", "/api/v1/kv/al/%C0%80"),
+                ):
+                    refused = node1.request(method, path, content=b"1")
+                    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_key")
+                put = node1.put("/api/v1/kv/door/key", content=b'{"a": 1}', headers=form)
+                assert put.status_code == 201, put.text
+                meta = node1.put("/api/v1/meta/door/key", content=b'{"mode": 4095}', headers=form)
+                assert meta.status_code == 200, meta.text
+                first = node1.post("/api/v1/pubsub/door/news", content=b'{"data": 1}', headers=form)
+                assert first.status_code == 202, first.text
+                too_deep = node1.post("/api/v1/pubsub/door/news", content=deep.encode())
+                assert (too_deep.status_code, too_deep.json()["code"]) == (400, "invalid_json")
+            await pub.send(deep)
+            answers = {f["type"]: f for f in [await next_frame(pub) for _ in range(2)]}
+            assert answers.keys() == {"message", "error"}  # its copy of data 1, and the refusal
+            assert answers["error"]["code"] == "invalid_json"
+            await pub.send(json.dumps({"data": 2}))
+            received = [await next_frame(subscriber) for _ in range(2)]
+            assert [m["data"] for m in received] == [1, 2]
+            assert await nothing_more(subscriber)
+
+    asyncio.run(scenario())

@@ -70,6 +70,27 @@ def test_bad_publishes_are_refused(channel_layer, forwarded, api, topic, body, s
     assert forwarded == []
 
 
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_publish_nested_beyond_the_limit_is_400_and_not_forwarded(
+    channel_layer, forwarded, api, settings
+):
+    limit = settings.KVS_MAX_JSON_DEPTH
+    assert publish(api, "t", {"data": nested(limit - 1)}).status_code == 202  # the body: limit
+    for depth in (limit, 300, 2_000):
+        body = orjson.dumps({"data": nested(min(depth, 250))})
+        if depth > 250:  # beyond what orjson encodes: build the text
+            body = b'{"data": ' + b"[" * depth + b"]" * depth + b"}"
+        response = api.post("/api/v1/pubsub/t", body, content_type="application/json")
+        assert assert_error(response, 400)["code"] == "invalid_json"
+    assert len(forwarded) == 1
+
+
 def test_data_may_be_any_json_value_null_included(channel_layer, forwarded, api):
     assert publish(api, "t", {"data": None}).status_code == 202
     assert forwarded[0]["data"] is None
@@ -145,6 +166,17 @@ def test_forwarded_messages_are_delivered_once_and_not_forwarded_again(
         await subscriber.disconnect()
 
     run(scenario)
+
+
+def test_a_peer_takes_a_batch_of_messages_as_deep_as_a_publish_may_be(
+    channel_layer, forwarded, client, settings
+):
+    # The door limits a publish body {"data": ...}; a forward wraps it in {"messages": [...]}.
+    settings.KVS_CLUSTER_SECRET = SECRET
+    deep = {**peer_message(), "data": nested(settings.KVS_MAX_JSON_DEPTH - 1)}
+    response = forward(client, [peer_message(), deep])
+    assert response.status_code == 200, response.content
+    assert orjson.loads(response.content) == {"delivered": 2, "duplicates": 0}
 
 
 def test_unsigned_or_malformed_forwards_are_refused(channel_layer, client, settings):
