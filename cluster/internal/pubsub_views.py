@@ -8,11 +8,11 @@ from rest_framework.exceptions import ParseError
 from kvsite.exceptions import InvalidInput
 from pubsub.services import message_parse, messages_receive
 
-from .views import InternalApi, signed_json
+from .views import MemberApi, signed_json
 
 
 @extend_schema(exclude=True)
-class PubsubMessagesApi(InternalApi):
+class PubsubMessagesApi(MemberApi):
     """Deliver a peer's messages to local subscribers; they are never forwarded again."""
 
     def post(self, request):

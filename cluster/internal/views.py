@@ -20,6 +20,7 @@ from ..messages import InvalidMessage, gossip_message_parse
 from ..node import local_node
 from ..signing import sign_response
 from .authentication import IsSignedNode, SignedNodeAuthentication
+from .permissions import IsMemberNode
 
 
 def signed_json(request, data: object, status: int = 200) -> HttpResponse:
@@ -41,6 +42,13 @@ class InternalApi(APIView):
     authentication_classes = [SignedNodeAuthentication]
     permission_classes = [IsSignedNode]
     throttle_classes: list = []
+
+
+class MemberApi(InternalApi):
+    """Base of the views that exchange data or act on the cluster: from current members only,
+    and only while this node is one (see `peer_refusal`)."""
+
+    permission_classes = [IsSignedNode, IsMemberNode]
 
 
 @extend_schema(exclude=True)
@@ -81,7 +89,7 @@ def _is_digest(d) -> bool:
 
 
 @extend_schema(exclude=True)
-class MerkleApi(InternalApi):
+class MerkleApi(MemberApi):
     """The hashes of the Merkle tree nodes asked for."""
 
     def post(self, request):
@@ -95,7 +103,7 @@ class MerkleApi(InternalApi):
 
 
 @extend_schema(exclude=True)
-class DigestsApi(InternalApi):
+class DigestsApi(MemberApi):
     """Our versions newer than the asker's in the given buckets, and the keys we want."""
 
     def post(self, request):
@@ -110,7 +118,7 @@ class DigestsApi(InternalApi):
 
 
 @extend_schema(exclude=True)
-class VersionsApi(InternalApi):
+class VersionsApi(MemberApi):
     """Apply versions pushed by a peer."""
 
     def post(self, request):
@@ -124,7 +132,7 @@ class VersionsApi(InternalApi):
 
 
 @extend_schema(exclude=True)
-class ForgetApi(InternalApi):
+class ForgetApi(MemberApi):
     """Forget a dead or departed member, as a peer's operator asked (`gossip_forget`)."""
 
     def post(self, request):

@@ -7,6 +7,7 @@ import pytest
 
 from cluster.antientropy import DIGESTS_PATH, MERKLE_PATH, VERSIONS_PATH
 from cluster.membership import MemberState
+from cluster.models import Member
 from cluster.node import local_node
 from cluster.replication import cursor_get, replicate_push
 from cluster.signing import sign_request
@@ -81,7 +82,9 @@ def test_a_failed_push_keeps_the_cursor_so_the_peer_catches_up_later():
 
 @pytest.fixture
 def node(settings):
+    """This node, with `peer` as an alive member (the endpoints answer members only)."""
     settings.KVS_CLUSTER_SECRET = SECRET
+    Member.objects.create(node_id=PEER.node_id, url=PEER.url, joined_at=PEER.joined_at)
     return local_node()
 
 

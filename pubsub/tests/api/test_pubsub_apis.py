@@ -8,6 +8,7 @@ import orjson
 import pytest
 from channels.db import database_sync_to_async
 
+from cluster.models import Member
 from cluster.signing import sign_request
 from kv.hlc import wall_ms
 from kv.tests.api.helpers import assert_error
@@ -105,6 +106,13 @@ def test_topics_list_needs_the_pubsub_scope(make_client, anon):
 # --- The signed internal endpoint ----------------------------------------------------------------
 
 
+@pytest.fixture
+def peer(settings):
+    """node2, an alive member here, whose signed requests the internal endpoints accept."""
+    settings.KVS_CLUSTER_SECRET = SECRET
+    return Member.objects.create(node_id="node2", url="http://node2.test", joined_at=2)
+
+
 def forward(client, messages, *, secret: str = SECRET):
     body = orjson.dumps({"messages": messages})
     headers = sign_request(
@@ -125,9 +133,8 @@ def peer_message() -> dict:
 
 
 def test_forwarded_messages_are_delivered_once_and_not_forwarded_again(
-    channel_layer, forwarded, client, settings, token
+    channel_layer, forwarded, client, peer, token
 ):
-    settings.KVS_CLUSTER_SECRET = SECRET
     secret = token(scopes=["pubsub"])
     message = peer_message()
 
@@ -147,8 +154,7 @@ def test_forwarded_messages_are_delivered_once_and_not_forwarded_again(
     run(scenario)
 
 
-def test_unsigned_or_malformed_forwards_are_refused(channel_layer, client, settings):
-    settings.KVS_CLUSTER_SECRET = SECRET
+def test_unsigned_or_malformed_forwards_are_refused(channel_layer, client, peer):
     body = orjson.dumps({"messages": [peer_message()]})
     unsigned = client.generic("POST", PUBSUB_PATH, body, content_type="application/json")
     assert unsigned.status_code == 401
