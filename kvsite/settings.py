@@ -138,6 +138,9 @@ KVS_SIGNATURE_WINDOW = env.float("KVS_SIGNATURE_WINDOW", default=30.0)
 
 # Replication. Pushes start right after each commit (debounced per process) and on a sweep every
 # KVS_PUSH_INTERVAL seconds; a batch holds at most KVS_PUSH_BATCH versions and ~BATCH_BYTES bytes.
+# KVS_PUSH_ON_COMMIT=false: no push after commits (changes wait for the sweep). KVS_PUSH_INTERVAL=0:
+# no sweep (a push lost with its process waits for the next commit, or for anti-entropy). Both:
+# push is off, and only anti-entropy replicates, a change per KVS_ANTI_ENTROPY_INTERVAL and peer.
 KVS_PUSH_ON_COMMIT = env.bool("KVS_PUSH_ON_COMMIT", default=True)
 KVS_PUSH_INTERVAL = env.float("KVS_PUSH_INTERVAL", default=1.0)
 KVS_PUSH_BATCH = env.int("KVS_PUSH_BATCH", default=500)
@@ -299,17 +302,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": KVS_GOSSIP_INTERVAL,
         "options": {"expires": KVS_GOSSIP_INTERVAL},
     },
-    "replicate-push": {
-        "task": "cluster.tasks.replicate_push_all",
-        "schedule": KVS_PUSH_INTERVAL,
-        "options": {"expires": KVS_PUSH_INTERVAL},
-    },
     "anti-entropy": {
         "task": "cluster.tasks.anti_entropy_round",
         "schedule": KVS_ANTI_ENTROPY_INTERVAL,
         "options": {"expires": KVS_ANTI_ENTROPY_INTERVAL},
     },
 }
+if KVS_PUSH_INTERVAL > 0:
+    CELERY_BEAT_SCHEDULE["replicate-push"] = {
+        "task": "cluster.tasks.replicate_push_all",
+        "schedule": KVS_PUSH_INTERVAL,
+        "options": {"expires": KVS_PUSH_INTERVAL},
+    }
 # Periodic tasks that are late are worthless: drop them rather than run a backlog.
 CELERY_TASK_DEFAULT_EXPIRES = 30
 
