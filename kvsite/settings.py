@@ -349,6 +349,10 @@ KVS_PUBSUB_FORWARD_TIMEOUT = env.float("KVS_PUBSUB_FORWARD_TIMEOUT", default=1.0
 # Seconds a peer's outbox gathers messages before posting them: one post per peer per this long
 # at most, whatever the publish rate (at 100 messages/s and 0.02 s, one post carries two).
 KVS_PUBSUB_FORWARD_GATHER = env.float("KVS_PUBSUB_FORWARD_GATHER", default=0.02)
+# Seconds a cluster-wide view (the topic list's subscriber counts) waits for the live peers, asked
+# all at once; those that have not answered by then are named in its `unreachable`. Shorter: a
+# frozen or overloaded peer delays the answer less, but a merely busy one is left out more often.
+KVS_GATHER_TIMEOUT = env.float("KVS_GATHER_TIMEOUT", default=1.0)
 # Messages waiting per peer while it is slow or down (the oldest are dropped beyond this).
 KVS_PUBSUB_FORWARD_QUEUE = env.int("KVS_PUBSUB_FORWARD_QUEUE", default=10_000)
 # Channel layer: Redis PUB/SUB (channels_redis.pubsub) rather than the list-based core layer
