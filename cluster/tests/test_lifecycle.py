@@ -23,6 +23,7 @@ from kv import services
 from kv.hlc import hlc_from_ms, wall_ms
 from kv.models import Entry
 from kv.versions import Version
+from pubsub import subscribers
 
 from .fakes import MemoryCluster
 
@@ -226,3 +227,28 @@ def _equal_report():
     from cluster.antientropy import SyncReport
 
     return SyncReport(equal=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        ("/cluster/internal/merkle", {"level": 0, "nodes": [0]}),
+        ("/cluster/internal/digests", {"buckets": [0], "digests": []}),
+        ("/cluster/internal/forget", {"node_id": "node4", "incarnation": 0}),
+        ("/cluster/internal/pubsub", {"messages": []}),
+        ("/cluster/internal/pubsub/topics", {"prefix": None}),
+    ],
+)
+def test_every_internal_endpoint_but_gossip_answers_members_only(
+    client, settings, monkeypatch, path, payload
+):
+    settings.KVS_CLUSTER_SECRET = SECRET
+    monkeypatch.setattr(subscribers, "topics_subscribed", dict)  # no Redis here; none subscribed
+    local_node()
+    add_member("node4", "dead")
+    stranger = signed_post(client, "node3", path, payload)
+    assert stranger.status_code == 403 and stranger.json()["code"] == "not_a_member"
+    assert Member.objects.filter(node_id="node4").exists()
+    add_member("node3", ALIVE)
+    member = signed_post(client, "node3", path, payload)
+    assert member.status_code == 200, member.content
