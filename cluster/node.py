@@ -79,11 +79,6 @@ def node_syncing() -> bool:
     return _flags().syncing
 
 
-def node_left() -> bool:
-    """Whether this node has left the cluster (seen by other processes within a second)."""
-    return _flags().left
-
-
 def node_syncing_set(syncing: bool) -> None:
     """Enter or leave `syncing` mode (client writes answer 503 while syncing)."""
     local_node()
