@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from cluster.node import MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
+from cluster.node import MODE_LEFT, MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
 from . import rows
@@ -33,6 +33,11 @@ def client_writes_check() -> None:
         raise Forbidden("This node is read-only.", mode=mode)
     if mode == MODE_SYNCING:
         raise Unavailable("This node is syncing with the cluster; try again shortly.", mode=mode)
+    if mode == MODE_LEFT:
+        raise Unavailable(
+            "This node has left the cluster (until it is restarted); write to another node.",
+            mode=mode,
+        )
 
 
 def entry_apply(

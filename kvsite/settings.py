@@ -144,6 +144,9 @@ KVS_SIGNATURE_WINDOW = env.float("KVS_SIGNATURE_WINDOW", default=30.0)
 
 # Replication. Pushes start right after each commit (debounced per process) and on a sweep every
 # KVS_PUSH_INTERVAL seconds; a batch holds at most KVS_PUSH_BATCH versions and ~BATCH_BYTES bytes.
+# KVS_PUSH_ON_COMMIT=false: no push after commits (changes wait for the sweep). KVS_PUSH_INTERVAL=0:
+# no sweep (a push lost with its process waits for the next commit, or for anti-entropy). Both:
+# push is off, and only anti-entropy replicates, a change per KVS_ANTI_ENTROPY_INTERVAL and peer.
 KVS_PUSH_ON_COMMIT = env.bool("KVS_PUSH_ON_COMMIT", default=True)
 KVS_PUSH_INTERVAL = env.float("KVS_PUSH_INTERVAL", default=1.0)
 KVS_PUSH_BATCH = env.int("KVS_PUSH_BATCH", default=500)
@@ -307,17 +310,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": KVS_GOSSIP_INTERVAL,
         "options": {"expires": KVS_GOSSIP_INTERVAL},
     },
-    "replicate-push": {
-        "task": "cluster.tasks.replicate_push_all",
-        "schedule": KVS_PUSH_INTERVAL,
-        "options": {"expires": KVS_PUSH_INTERVAL},
-    },
     "anti-entropy": {
         "task": "cluster.tasks.anti_entropy_round",
         "schedule": KVS_ANTI_ENTROPY_INTERVAL,
         "options": {"expires": KVS_ANTI_ENTROPY_INTERVAL},
     },
 }
+if KVS_PUSH_INTERVAL > 0:
+    CELERY_BEAT_SCHEDULE["replicate-push"] = {
+        "task": "cluster.tasks.replicate_push_all",
+        "schedule": KVS_PUSH_INTERVAL,
+        "options": {"expires": KVS_PUSH_INTERVAL},
+    }
 # Periodic tasks that are late are worthless: drop them rather than run a backlog.
 CELERY_TASK_DEFAULT_EXPIRES = 30
 
@@ -353,6 +357,10 @@ KVS_PUBSUB_FORWARD_TIMEOUT = env.float("KVS_PUBSUB_FORWARD_TIMEOUT", default=1.0
 # Seconds a peer's outbox gathers messages before posting them: one post per peer per this long
 # at most, whatever the publish rate (at 100 messages/s and 0.02 s, one post carries two).
 KVS_PUBSUB_FORWARD_GATHER = env.float("KVS_PUBSUB_FORWARD_GATHER", default=0.02)
+# Seconds a cluster-wide view (the topic list's subscriber counts) waits for the live peers, asked
+# all at once; those that have not answered by then are named in its `unreachable`. Shorter: a
+# frozen or overloaded peer delays the answer less, but a merely busy one is left out more often.
+KVS_GATHER_TIMEOUT = env.float("KVS_GATHER_TIMEOUT", default=1.0)
 # Messages waiting per peer while it is slow or down (the oldest are dropped beyond this).
 KVS_PUBSUB_FORWARD_QUEUE = env.int("KVS_PUBSUB_FORWARD_QUEUE", default=10_000)
 # Channel layer: Redis PUB/SUB (channels_redis.pubsub) rather than the list-based core layer

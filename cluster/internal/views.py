@@ -20,6 +20,7 @@ from ..messages import InvalidMessage, gossip_message_parse
 from ..node import local_node
 from ..signing import sign_response
 from .authentication import IsSignedNode, SignedNodeAuthentication
+from .permissions import IsMemberNode
 
 
 def signed_json(request, data: object, status: int = 200) -> HttpResponse:
@@ -44,6 +45,13 @@ class InternalApi(APIView):
     # Bodies wrap what clients sent (a forwarded pub/sub message: 2 levels) beyond the door's
     # KVS_MAX_JSON_DEPTH (kvsite.parsers.JSONParser).
     json_depth_extra = 4
+
+
+class MemberApi(InternalApi):
+    """Base of the views that exchange data or act on the cluster: from current members only,
+    and only while this node is one (see `peer_refusal`)."""
+
+    permission_classes = [IsSignedNode, IsMemberNode]
 
 
 @extend_schema(exclude=True)
@@ -84,7 +92,7 @@ def _is_digest(d) -> bool:
 
 
 @extend_schema(exclude=True)
-class MerkleApi(InternalApi):
+class MerkleApi(MemberApi):
     """The hashes of the Merkle tree nodes asked for."""
 
     def post(self, request):
@@ -98,7 +106,7 @@ class MerkleApi(InternalApi):
 
 
 @extend_schema(exclude=True)
-class DigestsApi(InternalApi):
+class DigestsApi(MemberApi):
     """Our versions newer than the asker's in the given buckets, and the keys we want."""
 
     def post(self, request):
@@ -113,7 +121,7 @@ class DigestsApi(InternalApi):
 
 
 @extend_schema(exclude=True)
-class VersionsApi(InternalApi):
+class VersionsApi(MemberApi):
     """Apply versions pushed by a peer."""
 
     def post(self, request):
@@ -127,7 +135,7 @@ class VersionsApi(InternalApi):
 
 
 @extend_schema(exclude=True)
-class ForgetApi(InternalApi):
+class ForgetApi(MemberApi):
     """Forget a dead or departed member, as a peer's operator asked (`gossip_forget`)."""
 
     def post(self, request):

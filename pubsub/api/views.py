@@ -12,7 +12,7 @@ from accounts.scopes import PUBSUB
 from kvsite.parsers import request_json
 
 from ..services import message_publish, publish_body_parse, topic_access_check
-from ..subscribers import topics_visible
+from ..subscribers import topics_cluster
 
 TOPIC_PARAM = OpenApiParameter("topic", OpenApiTypes.STR, OpenApiParameter.PATH)
 
@@ -38,7 +38,8 @@ class TopicPublishApi(APIView):
 
 
 class TopicListApi(APIView):
-    """The topics that have subscribers on this node and that the caller may use."""
+    """The topics that the caller may use and that have subscribers, counted on every node; the
+    live peers that did not answer within KVS_GATHER_TIMEOUT are named `unreachable`."""
 
     permission_classes = [AllowAny]  # scope_check decides
 
@@ -48,11 +49,17 @@ class TopicListApi(APIView):
             subscribers = serializers.IntegerField()
 
         topics = TopicSerializer(many=True)
+        unreachable = serializers.ListField(child=serializers.CharField())
 
     @extend_schema(responses=OutputSerializer, operation_id="pubsub_topics")
     def get(self, request):
         scope_check(request, PUBSUB)
         credential = request_credential(request)
         prefix = credential.prefix if credential is not None else None
-        topics = topics_visible(prefix=prefix)
-        return Response({"topics": [{"name": t, "subscribers": n} for t, n in topics]})
+        view = topics_cluster(prefix=prefix)
+        return Response(
+            {
+                "topics": [{"name": t, "subscribers": n} for t, n in view.topics],
+                "unreachable": view.unreachable,
+            }
+        )

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .helpers import Launch, kvs_up, wait_for
+from .helpers import Launch, kvs_up, node_groups, signal_group, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -25,6 +26,8 @@ EVENT_DEADLINE_S = 20.0  # an event from another node waits for push replication
 QUIET_S = 1.5  # how long "nothing more arrives" is watched for
 REVOKED_DEADLINE_S = 15.0  # a revocation replicates, then open sockets see it at their next check
 SEND_QUEUE = 100  # per-socket send queue of this cluster: a stalled socket overflows quickly
+GATHER_TIMEOUT_S = 1.0  # the default KVS_GATHER_TIMEOUT
+GATHER_SLACK_S = 4.0  # node1 answering on a loaded machine
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +68,19 @@ def alive_peers(launch: Launch, index: int) -> int:
     return sum(m["status"] == "alive" and m["node_id"] != f"node{index}" for m in members.json())
 
 
-def subscribed(launch: Launch, topic: str, counts: dict[int, int]) -> None:
-    """Wait until each node (index → count) counts that many subscribers of `topic`: their
-    sockets are accepted, so their subscriptions are in place."""
+def subscribed(launch: Launch, topic: str, total: int, viewers=(1,)) -> None:
+    """Wait until each viewer node counts `total` subscribers of `topic` (on every node, all of
+    them answering): their sockets are accepted, so their subscriptions are in place."""
 
     def counted() -> bool:
-        for index, count in counts.items():
+        for index in viewers:
             with api(launch, index) as client:
-                topics = client.get("/api/v1/pubsub/").json()["topics"]
-            if {"name": topic, "subscribers": count} not in topics:
+                body = client.get("/api/v1/pubsub/").json()
+            if {"name": topic, "subscribers": total} not in body["topics"] or body["unreachable"]:
                 return False
         return True
 
-    wait_for(counted, timeout=EVENT_DEADLINE_S, what=f"subscribers of {topic}: {counts}")
+    wait_for(counted, timeout=EVENT_DEADLINE_S, what=f"{total} subscribers of {topic}")
 
 
 def api(launch: Launch, index: int = 1, token: str | None = None) -> httpx.Client:
@@ -289,7 +292,7 @@ def test_a_message_published_on_one_node_reaches_every_subscriber_exactly_once(c
             url = ws_url(cluster, index, f"/ws/v1/pubsub/fanout/news?token={cluster.token}")
             subscribers.append(await websockets.connect(url))
         try:
-            await asyncio.to_thread(subscribed, cluster, "fanout/news", {1: 2, 2: 2, 3: 2})
+            await asyncio.to_thread(subscribed, cluster, "fanout/news", 6, (1, 2, 3))
             await subscribers[2].send(json.dumps({"data": {"n": 1}}))  # on node2
             with api(cluster, 3) as node3:
                 rest = node3.post("/api/v1/pubsub/fanout/news", json={"data": {"n": 2}})
@@ -308,21 +311,38 @@ def test_a_message_published_on_one_node_reaches_every_subscriber_exactly_once(c
     asyncio.run(scenario())
 
 
-def test_topics_list_counts_this_nodes_subscribers(cluster: Launch):
+def test_topics_list_counts_every_nodes_subscribers_and_names_a_frozen_node(cluster: Launch):
+    path = f"/ws/v1/pubsub/counted/t?token={cluster.token}"
+    on2, on3 = ws_url(cluster, 2, path), ws_url(cluster, 3, path)
+
+    def listed_on_node1() -> tuple[dict, float]:
+        started = time.monotonic()
+        with api(cluster, 1) as node1:
+            body = node1.get("/api/v1/pubsub/").json()
+        return body, time.monotonic() - started
+
     async def scenario():
-        url = ws_url(cluster, 2, f"/ws/v1/pubsub/counted/t?token={cluster.token}")
-        async with websockets.connect(url), websockets.connect(url):
-            with api(cluster, 2) as node2:
-                wait_for(
-                    lambda: (
-                        {"name": "counted/t", "subscribers": 2}
-                        in node2.get("/api/v1/pubsub/").json()["topics"]
-                    ),
-                    timeout=EVENT_DEADLINE_S,
-                    what="node2 to count two subscribers of counted/t",
-                )
+        async with websockets.connect(on2), websockets.connect(on2), websockets.connect(on3):
+            await asyncio.to_thread(subscribed, cluster, "counted/t", 3, (1,))  # none on node1
+            node3 = node_groups(cluster, 3)
+            for group in node3:
+                signal_group(group, signal.SIGSTOP)
+            try:
+                body, took = await asyncio.to_thread(listed_on_node1)
+            finally:
+                for group in node3:
+                    signal_group(group, signal.SIGCONT)
+            assert body["unreachable"] == ["node3"], body
+            assert {"name": "counted/t", "subscribers": 2} in body["topics"], body
+            assert took < GATHER_TIMEOUT_S + GATHER_SLACK_S, f"answered after {took:.1f} s"
 
     asyncio.run(scenario())
+    wait_for(
+        lambda: all(alive_peers(cluster, i) == 2 for i in (1, 2, 3)),
+        timeout=JOIN_DEADLINE_S,
+        interval=0.25,
+        what="node3 to be alive again everywhere",
+    )
 
 
 def test_a_stalled_subscriber_does_not_slow_a_healthy_one(cluster: Launch):
@@ -335,7 +355,7 @@ def test_a_stalled_subscriber_does_not_slow_a_healthy_one(cluster: Launch):
         publisher = await websockets.connect(ws_url(cluster, 1, path))
         draining = asyncio.create_task(drain(publisher))
         try:
-            await asyncio.to_thread(subscribed, cluster, "stall/t", {1: 3})
+            await asyncio.to_thread(subscribed, cluster, "stall/t", 3)
             receiving = asyncio.create_task(receive(healthy, count))
             for i in range(count):
                 await publisher.send(json.dumps({"data": {"i": i, "pad": pad}}))
