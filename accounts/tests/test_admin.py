@@ -354,3 +354,14 @@ def test_token_and_user_dates_use_the_admins_one_format(root_client, root_user):
         assert not DJANGO_DATE.search(html), page
     joined = root_user.date_joined.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert joined in root_client.get(change_url(root_user)).content.decode()
+
+
+def test_djangos_change_history_pages_use_the_admins_date_format_too(root_client):
+    plain = User.objects.create_user(username="plain", password="pw-0123456789")
+    assert (
+        root_client.post(change_url(plain), user_form(plain, email="p@example.com")).status_code
+        == 302
+    )
+    html = root_client.get(reverse("admin:accounts_user_history", args=[plain.pk])).content.decode()
+    assert re.search(r"<th scope=\"row\">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</th>", html)
+    assert not DJANGO_DATE.search(html)
