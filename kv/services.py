@@ -12,7 +12,7 @@ from cluster.node import MODE_LEFT, MODE_READ_ONLY, MODE_SYNCING, local_node, no
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
 from . import rows
-from .acl import SYSTEM, Caller, caller_may
+from .acl import SYSTEM, Caller, caller_may, caller_may_set_meta
 from .hlc import hlc_from_ms, hlc_observe, hlc_tick, wall_ms
 from .keys import key_validate, prefix_successor
 from .locking import store_write_lock
@@ -259,8 +259,7 @@ def entry_meta_set(
         current = rows.entry_by_key(key)
         if current is None or not current.is_live(now):
             raise NotFound(f"No key {key!r}.")
-        is_owner = caller.username is not None and caller.username == current.owner
-        if not (is_owner or caller.acl_admin or caller.bypass):
+        if not caller_may_set_meta(caller, owner=current.owner):
             raise Forbidden("Only the key's owner or an admin:acl credential may change its meta.")
         principals_check(owner=owner, group=group)
         state.hlc = hlc_tick(state.hlc, now)

@@ -1,4 +1,5 @@
-"""The application's error base and the one handler that renders every error as JSON.
+"""The application's error base and the one handler that renders every error as JSON (the
+admin's URLs excepted: they get admin pages).
 
 Every error answer is `{"detail": str, "code": str, ...}`; a code means one thing everywhere, and
 DRF's own codes are mapped onto these (`permission_denied` is `forbidden`, `not_authenticated`
@@ -120,23 +121,38 @@ def error_body(exc: Exception) -> tuple[int, dict]:
     raise exc
 
 
-# Django-level handlers, so that even paths outside DRF never answer with HTML.
+# Django-level handlers, so that even paths outside DRF never answer with HTML; admin URLs get the
+# admin's own error pages instead.
+
+
+def _admin_page(request, status: int, exception=None):
+    from django.contrib import admin
+
+    from .admin_site import is_admin_path
+
+    if not is_admin_path(request):
+        return None
+    return admin.site.error_response(request, status, exception)
 
 
 def json_bad_request(request, exception=None):
-    return JsonResponse({"detail": "Bad request.", "code": "invalid"}, status=400)
+    page = _admin_page(request, 400, exception)
+    return page or JsonResponse({"detail": "Bad request.", "code": "invalid"}, status=400)
 
 
 def json_permission_denied(request, exception=None):
-    return JsonResponse({"detail": "Forbidden.", "code": "forbidden"}, status=403)
+    page = _admin_page(request, 403, exception)
+    return page or JsonResponse({"detail": "Forbidden.", "code": "forbidden"}, status=403)
 
 
 def json_not_found(request, exception=None):
-    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    page = _admin_page(request, 404, exception)
+    return page or JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
 
 
 def json_server_error(request):
-    return JsonResponse({"detail": "Internal error.", "code": "internal"}, status=500)
+    page = _admin_page(request, 500)
+    return page or JsonResponse({"detail": "Internal error.", "code": "internal"}, status=500)
 
 
 __all__ = ["Http404", "PermissionDenied"]

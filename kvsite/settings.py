@@ -167,8 +167,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
-    "django.contrib.auth",
+    "kvsite.apps.KvAdminConfig",  # Django's admin, with kvsite's site
+    "kvsite.apps.KvAuthConfig",  # Django's auth; its groups shown under Accounts
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",

@@ -75,6 +75,7 @@ class UserListApi(APIView):
         email = serializers.EmailField(required=False, allow_blank=True)
         groups = name_list(required=False)
         is_superuser = serializers.BooleanField(required=False)
+        is_staff = serializers.BooleanField(required=False, help_text="May log in to the admin.")
 
     @extend_schema(responses=UserOutputSerializer(many=True), operation_id="users_list")
     def get(self, request):
@@ -103,6 +104,7 @@ class UserDetailApi(APIView):
         groups = name_list(required=False, help_text="Replaces the user's group membership.")
         is_active = serializers.BooleanField(required=False)
         is_superuser = serializers.BooleanField(required=False)
+        is_staff = serializers.BooleanField(required=False, help_text="May log in to the admin.")
 
     @extend_schema(responses=UserOutputSerializer, operation_id="users_get")
     def get(self, request, username):
@@ -114,12 +116,14 @@ class UserDetailApi(APIView):
         request=InputSerializer, responses=UserOutputSerializer, operation_id="users_update"
     )
     def patch(self, request, username):
-        """Change a user's email, password, groups, is_active or is_superuser."""
+        """Change a user's email, password, groups, is_active, is_superuser or is_staff."""
         scope_check(request, "admin:users:update")
         user = user_get(username=username)
         data = valid_input(self.InputSerializer, request)
         if not data:
-            raise InvalidInput("Give any of email, password, groups, is_active, is_superuser.")
+            raise InvalidInput(
+                "Give any of email, password, groups, is_active, is_superuser, is_staff."
+            )
         user = user_update(user=user, credential=acting_credential(request), **data)
         return Response(UserOutputSerializer(user).data)
 
