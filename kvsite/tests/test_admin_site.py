@@ -64,7 +64,7 @@ def test_outside_the_admin_errors_stay_json(root_client):
 @pytest.mark.parametrize(
     ("handler", "status", "title", "code"),
     [
-        (exceptions.json_bad_request, 400, "Bad request", "bad_request"),
+        (exceptions.json_bad_request, 400, "Bad request", "invalid"),
         (exceptions.json_permission_denied, 403, "Permission denied", "forbidden"),
         (exceptions.json_not_found, 404, "Page not found", "not_found"),
     ],
