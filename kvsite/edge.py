@@ -51,14 +51,26 @@ def error_response(status: int, code: str, detail: str) -> tuple[list[tuple[byte
     return headers, body
 
 
-def declared_length(scope: Scope) -> int | None:
-    """The request's Content-Length, None without one; BodyRefused(400) if malformed."""
-    values = [value for name, value in scope.get("headers", ()) if name == b"content-length"]
-    if not values:
-        return None
-    if len(set(values)) > 1 or not values[0].isdigit():
+def body_framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's Content-Length (None without one) and whether it has a Transfer-Encoding;
+    BodyRefused(400) if the length is malformed."""
+    lengths, coded = [], False
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            lengths.append(value)
+        elif name == b"transfer-encoding":
+            coded = True
+    if not lengths:
+        return None, coded
+    if len(set(lengths)) > 1 or not lengths[0].isdigit():
         raise BodyRefused(400, "bad_request", "Malformed Content-Length.")
-    return int(values[0])
+    return int(lengths[0]), coded
+
+
+def _bodiless(scope: Scope, length: int | None, coded: bool) -> bool:
+    """Whether the request has no body by HTTP/1's framing rules: then the server holds the
+    whole request once it has the headers, and reading it cannot wait on the client."""
+    return not length and not coded and scope.get("http_version") in ("1.1", "1.0")
 
 
 async def read_body(receive: Receive, *, max_bytes: int) -> bytes:
@@ -91,11 +103,14 @@ class BufferedBody:
             await self.app(scope, receive, send)
             return
         try:
-            length = declared_length(scope)
+            length, coded = body_framing(scope)
             if length is not None and length > self.max_bytes:
                 raise BodyRefused(413, "too_large", "Request body too large.")
-            async with asyncio.timeout(self.timeout_s):
+            if _bodiless(scope, length, coded):  # most requests: spare them the timer
                 body = await read_body(receive, max_bytes=self.max_bytes)
+            else:
+                async with asyncio.timeout(self.timeout_s):
+                    body = await read_body(receive, max_bytes=self.max_bytes)
         except BodyRefused as refused:
             await self._refuse(send, refused.status, refused.code, refused.detail)
             return

@@ -27,8 +27,9 @@ class App:
         self.calls.append((scope, messages))
 
 
-def http_scope(*headers: tuple[bytes, bytes], method: str = "POST") -> dict:
-    return {"type": "http", "method": method, "path": "/x", "headers": list(headers)}
+def http_scope(*headers: tuple[bytes, bytes], method: str = "POST", version: str = "1.1") -> dict:
+    scope = {"type": "http", "http_version": version, "method": method, "path": "/x"}
+    return {**scope, "headers": list(headers)}
 
 
 def body_messages(*chunks: bytes) -> list[dict]:
@@ -141,6 +142,19 @@ def test_a_body_not_complete_in_time_is_408_and_closes():
     assert status == 408 and body["code"] == "request_timeout"
     assert headers[b"connection"] == b"close"
     assert app.calls == []
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        http_scope((b"transfer-encoding", b"chunked")),
+        http_scope(version="2"),  # HTTP/2 may send a body without declaring its length
+    ],
+    ids=["chunked", "http2-undeclared"],
+)
+def test_a_body_of_undeclared_length_not_complete_in_time_is_408(scope):
+    app, sent = run(scope, body_messages(b"x", b"y")[:1], timeout_s=0.05, stall=True)
+    assert answer(sent)[0] == 408 and app.calls == []
 
 
 def test_a_body_that_arrives_slowly_but_in_time_is_taken():
