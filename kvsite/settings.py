@@ -235,6 +235,34 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Python code itself runs one thread at a time per process.
 KVS_HTTP_THREADS = env.int("KVS_HTTP_THREADS", default=8)
 
+# --- HTTP edge (kvsite/edge.py, kvsite/server.py) ------------------------------------------------
+
+# Seconds a request's body may take to arrive whole, from the end of its headers; later: 408 and
+# the connection closed. Bodies are read on the event loop before a request takes an HTTP
+# thread, so a slow one holds no thread, only the bytes it has sent (at most
+# DATA_UPLOAD_MAX_MEMORY_SIZE). Longer: slower links can still send full-size bodies (at 20 s
+# one needs about 250 KB/s); shorter: a stalled body holds its memory and socket for less time.
+KVS_HTTP_BODY_TIMEOUT = env.float("KVS_HTTP_BODY_TIMEOUT", default=20.0)
+# Seconds a connection may take to deliver a request line and headers, counted from its opening
+# or from the first byte of a later request on it; later: closed (with a 408 if part of a
+# request came). Shorter: stalled connections are let go sooner; longer: tolerates very slow
+# links (a header block is usually one packet).
+KVS_HTTP_HEADER_TIMEOUT = env.float("KVS_HTTP_HEADER_TIMEOUT", default=5.0)
+# Largest request line plus header block in bytes, and most header fields per request; beyond
+# either: 431 and the connection closed. Larger: room for big cookies or many proxy headers;
+# each pending header block costs up to this much memory.
+KVS_HTTP_MAX_HEADER_BYTES = env.int("KVS_HTTP_MAX_HEADER_BYTES", default=64 * 1024)
+KVS_HTTP_MAX_HEADERS = env.int("KVS_HTTP_MAX_HEADERS", default=100)
+# Seconds an answer may wait on a client that reads none of it (the send buffer full) before
+# the connection is dropped. Shorter: a client that stops reading holds its answer's memory for
+# less time; longer: tolerates clients that pause while downloading a large answer.
+KVS_HTTP_SEND_TIMEOUT = env.float("KVS_HTTP_SEND_TIMEOUT", default=30.0)
+# Not a knob: `kvs serve` sets it for its web workers (the machine's monotonic clock when the
+# web server started), so that `uptime_s` is the node's whichever worker answers (kvsite/uptime.py).
+KVS_SERVER_STARTED = env.float("KVS_SERVER_STARTED", default=None)
+
+# --- End of HTTP edge ----------------------------------------------------------------------------
+
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 CACHES = {
