@@ -63,7 +63,7 @@ def body_framing(scope: Scope) -> tuple[int | None, bool]:
     if not lengths:
         return None, coded
     if len(set(lengths)) > 1 or not lengths[0].isdigit():
-        raise BodyRefused(400, "bad_request", "Malformed Content-Length.")
+        raise BodyRefused(400, "invalid", "Malformed Content-Length.")
     return int(lengths[0]), coded
 
 

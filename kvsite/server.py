@@ -137,7 +137,7 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
         if self._refusal is not None:
             self._refuse(*self._refusal)
         else:
-            self._refuse(400, "bad_request", "Invalid HTTP request.")
+            self._refuse(400, "invalid", "Invalid HTTP request.")
 
     def _count_header(self, size: int, *, fields: int) -> None:
         self._header_size += size

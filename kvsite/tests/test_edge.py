@@ -182,7 +182,7 @@ def test_a_client_gone_before_its_body_ends_gets_nothing_and_reaches_no_app():
 def test_a_malformed_content_length_is_400(value):
     app, sent = run(http_scope((b"content-length", value)), body_messages(b""))
     status, _, body = answer(sent)
-    assert status == 400 and body["code"] == "bad_request"
+    assert status == 400 and body["code"] == "invalid"
     assert app.calls == []
 
 

@@ -191,7 +191,7 @@ def test_a_malformed_request_is_a_json_400():
         protocol, transport = connection()
         protocol.data_received(b"NOT HTTP\r\n\r\n")
         assert status_of(transport) == 400 and transport.closed
-        assert json_body(transport)["code"] == "bad_request"
+        assert json_body(transport)["code"] == "invalid"
 
     asyncio.run(scenario())
 
