@@ -3,12 +3,18 @@ and a value's check has a bounded cost."""
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import orjson
 import pytest
 
+from cluster.records import record_key
+from kv import services
+from kv.hlc import hlc_from_ms, wall_ms
 from kv.models import PrefixSchema
+from kv.versions import Version
 
 from .helpers import assert_error, created, put_json
 
@@ -227,6 +233,44 @@ def test_a_stored_remote_reference_fails_closed_without_a_fetch(api, web_server)
     assert body["code"] == "schema_unusable"
     assert "'r/'" in body["detail"] and web_server["url"] in body["detail"]
     assert_error(put_json(api, "r/y", {"b": 1}), 400)  # refused even where the ref is not reached
+    assert web_server["seen"] == []
+
+
+def schema_from_peer(prefix: str, schema) -> Version:
+    """The replicated record of a schema, as a node that accepted it would send it."""
+    return Version(
+        key=record_key("schemas", prefix),
+        version=uuid.uuid4(),
+        hlc=hlc_from_ms(wall_ms() + 1_000),
+        origin="peer-node",
+        origin_joined_at=1,
+        deleted=False,
+        value=orjson.dumps({"prefix": prefix, "schema": schema}).decode(),
+    )
+
+
+@pytest.mark.timeout(20)
+def test_schemas_replicated_from_a_peer_never_fetch_or_stall(
+    api, web_server, django_capture_on_commit_callbacks
+):
+    remote = {"properties": {"a": {"$ref": web_server["url"]}}}
+    backtracking = {"type": "string", "pattern": "^(a+)+$"}
+    lookaround = {"type": "string", "pattern": "^(?!x)"}
+    with django_capture_on_commit_callbacks(execute=True):
+        services.versions_apply(
+            [
+                schema_from_peer("r/", remote),
+                schema_from_peer("b/", backtracking),
+                schema_from_peer("l/", lookaround),
+            ]
+        )
+    assert PrefixSchema.objects.get(prefix="r/").schema == remote  # kept, so nodes agree
+    started = time.monotonic()
+    assert assert_error(put_json(api, "r/x", {"a": 1}), 400)["code"] == "schema_unusable"
+    assert assert_error(put_json(api, "b/x", "a" * 40 + "!"), 400)["code"] == "schema_violation"
+    created(api, "b/y", "aaa")
+    assert assert_error(put_json(api, "l/x", "y"), 400)["code"] == "schema_unusable"
+    assert time.monotonic() - started < 2.0
     assert web_server["seen"] == []
 
 
