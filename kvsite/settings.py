@@ -64,6 +64,16 @@ KVS_POLICY_CACHE_SECONDS = env.float("KVS_POLICY_CACHE_SECONDS", default=1.0)
 # node limits on its own. Anonymous clients are counted by address, others by user.
 KVS_THROTTLE_ANON = env.str("KVS_THROTTLE_ANON", default="50/second")
 KVS_THROTTLE_USER = env.str("KVS_THROTTLE_USER", default="")
+# Failed password logins allowed per username, and failed logins and JWT refreshes per client
+# address, in each fixed window ("N/minute" etc.; empty: no limit). An attempt is counted before
+# the password is checked and taken back if it succeeds, so past a limit (429 with Retry-After
+# until the window ends) a guess costs no password hash, and a user's own logins never count.
+# Per address 20/minute: one client's guesses use at most one hash (~0.1-0.2 s of a core) every
+# 3 s. Per username 5/minute: a user who mistypes waits at most a minute; an attacker who keeps
+# guessing keeps that user from logging in with a password on that node only while they keep
+# at it, and API tokens and refresh JWTs still work. Counters live in each node's Redis.
+KVS_LOGIN_THROTTLE_USER = env.str("KVS_LOGIN_THROTTLE_USER", default="5/minute")
+KVS_LOGIN_THROTTLE_ADDR = env.str("KVS_LOGIN_THROTTLE_ADDR", default="20/minute")
 # Mode given to new keys when no ACL rule covers them (owner cdwr, group --wr, others ---r).
 KVS_DEFAULT_MODE = env.str("KVS_DEFAULT_MODE", default="cdwr--wr---r")
 # Largest JSON Schema a prefix may have (bytes of JSON; larger: 400 when stored). Larger schemas
@@ -281,6 +291,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles count clients by REMOTE_ADDR alone, never by an X-Forwarded-For header a client
+    # can write itself. Behind a reverse proxy the web server sets REMOTE_ADDR from the proxy's
+    # header (uvicorn trusts it from FORWARDED_ALLOW_IPS, 127.0.0.1 by default).
+    "NUM_PROXIES": 0,
 }
 
 SPECTACULAR_SETTINGS = {

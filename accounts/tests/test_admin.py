@@ -246,3 +246,26 @@ def test_the_last_active_superuser_cannot_be_deleted_alone_or_in_bulk(root_clien
     assert User.objects.filter(pk=root_user.pk).exists()
     assert User.objects.filter(pk=plain.pk).exists()  # refused as a whole
     assert User.objects.filter(username="root", is_superuser=True, is_active=True).exists()
+
+
+# --- logging in ----------------------------------------------------------------------------------
+
+
+def test_admin_logins_are_throttled_like_the_apis(client, root_user, settings):
+    settings.KVS_LOGIN_THROTTLE_USER = "3/minute"
+    login_url = reverse("admin:login")
+    for _ in range(3):
+        page = client.post(login_url, {"username": "root", "password": "wrong"})
+        assert page.status_code == 200 and b"correct username and password" in page.content
+    page = client.post(login_url, {"username": "root", "password": "root-password-1"})
+    assert page.status_code == 200 and b"Too many failed logins" in page.content
+    assert "_auth_user_id" not in client.session
+    api = APIClient()
+    answer = api.post("/api/v1/auth/login", {"username": "root", "password": "x"}, format="json")
+    assert answer.status_code == 429
+
+
+def test_admin_login_with_the_right_password_works(client, root_user):
+    page = client.post(reverse("admin:login"), {"username": "root", "password": "root-password-1"})
+    assert page.status_code == 302
+    assert client.session["_auth_user_id"] == str(root_user.pk)

@@ -31,3 +31,19 @@ def test_no_user_limit_by_default(make_client, settings):
 def test_health_is_never_throttled(anon, settings):
     settings.KVS_THROTTLE_ANON = "1/minute"
     assert {anon.get("/health").status_code for _ in range(5)} == {200}
+
+
+def test_login_attempts_count_while_they_run(rf, settings):
+    from rest_framework.exceptions import Throttled
+
+    from kvsite.throttling import LoginThrottle
+
+    settings.KVS_LOGIN_THROTTLE_USER = "3/minute"
+    throttle, request = LoginThrottle(), rf.post("/", REMOTE_ADDR="192.0.2.1")
+    running = [throttle.attempt(request, username="alice") for _ in range(3)]
+    with pytest.raises(Throttled):
+        throttle.attempt(request, username="alice")
+    running[0].succeeded()
+    throttle.attempt(request, username="alice")
+    with pytest.raises(Throttled):
+        throttle.attempt(request, username="alice")
