@@ -123,8 +123,10 @@ def value_validate(*, key: str, value: str) -> None:
         try:
             error = value_errors(stored_validator(schema.schema), document, steps=steps)
         except SchemaUnsafe as exc:
+            where = "" if exc.path == "$" else f" at {exc.path}"
             raise SchemaUnusable(
-                f"The schema of prefix {schema.prefix!r} cannot be applied: {exc}; replace it.",
+                f"The schema of prefix {schema.prefix!r} cannot be applied{where}: {exc}; "
+                "replace it.",
                 schema_prefix=schema.prefix,
             ) from None
         except StepsExceeded:

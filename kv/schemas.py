@@ -253,13 +253,6 @@ def _following(ref: str, schema, instance) -> Iterator[None]:
         meter.references.discard(here)
 
 
-# Like jsonschema's own `$ref` and `$dynamicRef` (no generator frame more: recursive schemas
-# reach as deep into a value as before).
-def _ref(validator, ref, instance, schema):
-    with _following(ref, schema, instance):
-        yield from validator._validate_reference(ref=ref, instance=instance)
-
-
 def _guarded(keyword):
     def reference(validator, ref, instance, schema):
         with _following(ref, schema, instance):
@@ -281,8 +274,6 @@ _OVERRIDES = {
     "patternProperties": _pattern_properties,
     "additionalProperties": _additional_properties,
     "uniqueItems": _unique_items,
-    "$ref": _ref,
-    "$dynamicRef": _ref,
 }
 _REFERENCES = ("$ref", "$dynamicRef", "$recursiveRef")
 
@@ -300,9 +291,9 @@ def _safe(base: type[Validator]) -> tuple[type[Validator], FormatChecker]:
     """`base` with the keywords above, every keyword metered; and its metaschema's checker."""
     keywords = {}
     for name, keyword in base.VALIDATORS.items():
-        if name == "$recursiveRef":  # 2019-09's, which resolves on its own
-            keyword = _guarded(keyword)
         keyword = _OVERRIDES.get(name, keyword)
+        if name in _REFERENCES:
+            keyword = _guarded(keyword)
         keywords[name] = _counted(keyword)
     checker = FormatChecker(formats=())
     checker.checkers = dict(base.FORMAT_CHECKER.checkers)
@@ -311,7 +302,7 @@ def _safe(base: type[Validator]) -> tuple[type[Validator], FormatChecker]:
 
 
 _DIALECTS = {
-    base.ID_OF(base.META_SCHEMA).rstrip("#"): (base, *_safe(base))
+    base.ID_OF(base.META_SCHEMA).rstrip("#"): _safe(base)
     for base in (
         Draft4Validator,
         Draft6Validator,
@@ -412,8 +403,8 @@ def _pattern_check(pattern: str, path: str) -> None:
         raise
 
 
-def _metaschema_check(schema, checker_of: tuple) -> None:
-    _base, safe, checker = checker_of
+def _metaschema_check(schema, dialect: str) -> None:
+    safe, checker = _DIALECTS[dialect]
     try:
         safe.check_schema(schema, format_checker=checker)
     except SchemaError as exc:
@@ -424,7 +415,7 @@ def _metaschema_check(schema, checker_of: tuple) -> None:
 
 def _build(schema) -> Validator:
     """A validator for a schema that passed `_inspect` and its metaschema."""
-    _base, safe, _checker = _DIALECTS[_dialect(schema)]
+    safe, _checker = _DIALECTS[_dialect(schema)]
     if isinstance(schema, dict) and "$schema" in schema:
         # Keep it off the document: jsonschema would pick its own class for `$ref: "#"`.
         schema = {k: v for k, v in schema.items() if k != "$schema"}
@@ -446,7 +437,7 @@ def schema_inspect(schema) -> Validator:
     """
     dialect = _dialect(schema)
     _inspect(schema)
-    _metaschema_check(schema, _DIALECTS[dialect])
+    _metaschema_check(schema, dialect)
     validator = _build(schema)
     for trial in (None, {}, []):
         try:

@@ -58,7 +58,7 @@ def test_no_dialect_matches_with_pythons_re(no_python_re, dialect):
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_every_dialect_uses_the_safe_keywords(dialect):
-    _base, safe, _checker = _DIALECTS[dialect]
+    safe, _checker = _DIALECTS[dialect]
     for keyword in ("pattern", "patternProperties", "additionalProperties", "uniqueItems"):
         assert safe.VALIDATORS[keyword].__module__ == "kv.schemas", keyword
     assert all(k.__module__ == "kv.schemas" for k in safe.VALIDATORS.values())
