@@ -459,11 +459,13 @@ def schema_check(schema) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _validator_of(schema_json: str) -> Validator | SchemaUnsafe:
+def _validator_of(schema_json: str) -> Validator | tuple[str, str]:
     try:
         return schema_inspect(orjson.loads(schema_json))
     except SchemaUnsafe as exc:
-        return exc  # a stored schema that breaks the rules stays refused: check it once
+        # A stored schema that breaks the rules stays refused: check it once, and keep only
+        # what is needed to refuse it again (an exception raised anew keeps no old traceback).
+        return str(exc), exc.path
 
 
 def stored_validator(schema) -> Validator:
@@ -473,8 +475,8 @@ def stored_validator(schema) -> Validator:
     accepted one that does not.
     """
     found = _validator_of(_json(schema, option=orjson.OPT_SORT_KEYS).decode())
-    if isinstance(found, SchemaUnsafe):
-        raise found
+    if isinstance(found, tuple):
+        raise SchemaUnsafe(*found)
     return found
 
 

@@ -113,9 +113,13 @@ def test_a_reference_loop_is_named():
 
 def test_stored_schemas_that_break_the_rules_stay_refused():
     remote = {"$ref": "http://127.0.0.1:9/s.json"}
+    refusals = []
     for _ in range(2):
-        with pytest.raises(SchemaUnsafe, match="not local"):
+        with pytest.raises(SchemaUnsafe, match="not local") as info:
             stored_validator(remote)
+        refusals.append(info.value)
+    assert refusals[0] is not refusals[1]  # raised anew: no traceback piles up on one
+    assert refusals[0].path == refusals[1].path == "$['$ref']"
     assert value_errors(stored_validator({"type": "integer"}), 1, steps=100) is None
 
 
