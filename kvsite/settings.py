@@ -80,12 +80,13 @@ KVS_DEFAULT_MODE = env.str("KVS_DEFAULT_MODE", default="cdwr--wr---r")
 # take longer to check when stored and to build into validators.
 KVS_SCHEMA_MAX_BYTES = env.int("KVS_SCHEMA_MAX_BYTES", default=64 * 1024)
 # How much work checking a value against the schemas of its prefixes may take: 10,000 steps plus
-# this many per KiB of the value (a step is one keyword applied to one part of the value, about
-# 2.5 us; a pattern search costs its text's length times its compiled size / 500). A value whose
-# check needs more is refused (400 schema_too_costly), so no value holds a web worker for long
-# (a 1 MiB value: about 1.3 s at most). Legitimate checks take a few steps per item of a value:
-# raise this only for large values checked by elaborate schemas.
-KVS_SCHEMA_STEPS_PER_KIB = env.int("KVS_SCHEMA_STEPS_PER_KIB", default=512)
+# this many per KiB of the value. A step is one keyword applied to one part of the value (about
+# 2.5 us); a pattern search costs its text's length times its compiled size / 500. A value whose
+# check needs more is refused (400 schema_too_costly), so no value holds a web worker for long:
+# a small one for a few tens of ms, a 1 MiB one for about 2.5 s. Legitimate checks take a few
+# steps per item (an array of small objects checked by a typical schema: about 0.4 steps per
+# byte); higher: elaborate schemas may check denser values; lower: a bad schema burns less.
+KVS_SCHEMA_STEPS_PER_KIB = env.int("KVS_SCHEMA_STEPS_PER_KIB", default=1024)
 
 # --- JWT login (accounts; djangorestframework-simplejwt) -----------------------------------------
 

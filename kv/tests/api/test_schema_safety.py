@@ -334,6 +334,22 @@ def test_an_exponential_check_is_cut_short(api):
     created(api, "exp/small", [[[]]])
 
 
+@pytest.mark.timeout(60)
+def test_the_budget_lets_a_large_value_of_a_typical_schema_through(api):
+    item = {
+        "type": "object",
+        "required": ["name", "age"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "pattern": "^[a-z0-9]+$"},
+            "age": {"type": "integer", "minimum": 0},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    schema = {"type": "array", "uniqueItems": True, "items": item}
+    assert put_schema(api, "big/", schema).status_code == 201
+    created(api, "big/x", [{"name": f"n{i}", "age": i, "tags": ["a", "b"]} for i in range(10_000)])
+
+
 @pytest.mark.timeout(20)
 def test_unique_items_of_objects_take_linear_time(api):
     assert put_schema(api, "u/", {"type": "array", "uniqueItems": True}).status_code == 201
