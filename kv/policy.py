@@ -25,7 +25,8 @@ class SchemaViolation(InvalidInput):
 
 
 class SchemaUnusable(SchemaViolation):
-    """The schema of a prefix breaks this node's rules (it came from a peer): writes fail closed."""
+    """The stored schema of a prefix breaks the rules of kv.schemas (stored by older code, here or
+    on a peer): writes under the prefix fail closed."""
 
     code = "schema_unusable"
 
