@@ -66,8 +66,29 @@ KVS_POLICY_CACHE_SECONDS = env.float("KVS_POLICY_CACHE_SECONDS", default=1.0)
 # node limits on its own. Anonymous clients are counted by address, others by user.
 KVS_THROTTLE_ANON = env.str("KVS_THROTTLE_ANON", default="50/second")
 KVS_THROTTLE_USER = env.str("KVS_THROTTLE_USER", default="")
+# Failed password logins allowed per username, and failed logins and JWT refreshes per client
+# address, in each fixed window ("N/minute" etc.; empty: no limit). An attempt is counted before
+# the password is checked and taken back if it succeeds, so past a limit (429 with Retry-After
+# until the window ends) a guess costs no password hash, and a user's own logins never count.
+# Per address 20/minute: one client's guesses use at most one hash (~0.1-0.2 s of a core) every
+# 3 s. Per username 5/minute: a user who mistypes waits at most a minute; an attacker who keeps
+# guessing keeps that user from logging in with a password on that node only while they keep
+# at it, and API tokens and refresh JWTs still work. Counters live in each node's Redis.
+KVS_LOGIN_THROTTLE_USER = env.str("KVS_LOGIN_THROTTLE_USER", default="5/minute")
+KVS_LOGIN_THROTTLE_ADDR = env.str("KVS_LOGIN_THROTTLE_ADDR", default="20/minute")
 # Mode given to new keys when no ACL rule covers them (owner cdwr, group --wr, others ---r).
 KVS_DEFAULT_MODE = env.str("KVS_DEFAULT_MODE", default="cdwr--wr---r")
+# Largest JSON Schema a prefix may have (bytes of JSON; larger: 400 when stored). Larger schemas
+# take longer to check when stored and to build into validators.
+KVS_SCHEMA_MAX_BYTES = env.int("KVS_SCHEMA_MAX_BYTES", default=64 * 1024)
+# How much work checking a value against the schemas of its prefixes may take: 10,000 steps plus
+# this many per KiB of the value. A step is one keyword applied to one part of the value (about
+# 2.5 us); a pattern search costs its text's length times its compiled size / 500. A value whose
+# check needs more is refused (400 schema_too_costly), so no value holds a web worker for long:
+# a small one for a few tens of ms, a 1 MiB one for about 2.5 s. Legitimate checks take a few
+# steps per item (an array of small objects checked by a typical schema: about 0.4 steps per
+# byte); higher: elaborate schemas may check denser values; lower: a bad schema burns less.
+KVS_SCHEMA_STEPS_PER_KIB = env.int("KVS_SCHEMA_STEPS_PER_KIB", default=1024)
 
 # --- JWT login (accounts; djangorestframework-simplejwt) -----------------------------------------
 
@@ -310,6 +331,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles count clients by REMOTE_ADDR alone, never by an X-Forwarded-For header a client
+    # can write itself. Behind a reverse proxy the web server sets REMOTE_ADDR from the proxy's
+    # header (uvicorn trusts it from FORWARDED_ALLOW_IPS, 127.0.0.1 by default).
+    "NUM_PROXIES": 0,
 }
 
 SPECTACULAR_SETTINGS = {
