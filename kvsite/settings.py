@@ -269,7 +269,7 @@ REST_FRAMEWORK = {
         "kvsite.throttling.AnonThrottle",
         "kvsite.throttling.UserThrottle",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "kvsite.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
