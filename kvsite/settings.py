@@ -281,6 +281,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "DEFAULT_GENERATOR_CLASS": "kvsite.openapi.SchemaGenerator",
 }
 
 # --- Celery --------------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ class EntryOutputSerializer(serializers.Serializer):
     """Documentation of the entry shape (the view renders `entry_out`)."""
 
     key = serializers.CharField()
-    value = serializers.JSONField()
+    value = serializers.JSONField(required=False, help_text="Left out by lists with `keys=1`.")
     version = serializers.UUIDField()
     timestamp = serializers.IntegerField(help_text="Milliseconds since the epoch.")
     revision = serializers.IntegerField()
@@ -137,16 +137,24 @@ class PutOutputSerializer(serializers.Serializer):
 
 class PageOutputSerializer(serializers.Serializer):
     items = EntryOutputSerializer(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
-    prefixes = serializers.ListField(child=serializers.CharField(), required=False)
+    next_cursor = serializers.CharField(allow_null=True, help_text="The next page's `cursor`.")
+    prefixes = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Only with `separator`."
+    )
+
+
+class DeletedOutputSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField(help_text="How many keys were deleted.")
 
 
 class HistoryOutputSerializer(serializers.Serializer):
     class VersionSerializer(serializers.Serializer):
         version = serializers.UUIDField()
         timestamp = serializers.IntegerField()
-        value = serializers.JSONField(allow_null=True)
+        value = serializers.JSONField(allow_null=True, help_text="null for a tombstone.")
         deleted = serializers.BooleanField()
+        origin = serializers.CharField(help_text="The node where the version was written.")
+        expires_at = serializers.IntegerField(allow_null=True)
 
     key = serializers.CharField()
     versions = VersionSerializer(many=True)

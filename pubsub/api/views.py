@@ -9,11 +9,14 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_credential, scope_check
 from accounts.scopes import PUBSUB
+from kvsite.openapi import errors
 
 from ..services import message_publish, publish_body_parse, topic_access_check
 from ..subscribers import topics_visible
 
-TOPIC_PARAM = OpenApiParameter("topic", OpenApiTypes.STR, OpenApiParameter.PATH)
+TOPIC_PARAM = OpenApiParameter(
+    "topic", OpenApiTypes.STR, OpenApiParameter.PATH, description="Named like a key."
+)
 
 
 class TopicPublishApi(APIView):
@@ -28,7 +31,10 @@ class TopicPublishApi(APIView):
         id = serializers.UUIDField()
 
     @extend_schema(
-        parameters=[TOPIC_PARAM], request=InputSerializer, responses={202: OutputSerializer}
+        parameters=[TOPIC_PARAM],
+        request=InputSerializer,
+        responses={202: OutputSerializer, **errors(400, 403, 413)},
+        operation_id="pubsub_publish",
     )
     def post(self, request, topic):
         topic_access_check(request, topic)
@@ -48,7 +54,7 @@ class TopicListApi(APIView):
 
         topics = TopicSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer, operation_id="pubsub_topics")
+    @extend_schema(responses={200: OutputSerializer, **errors(403)}, operation_id="pubsub_topics")
     def get(self, request):
         scope_check(request, PUBSUB)
         credential = request_credential(request)
