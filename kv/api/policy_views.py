@@ -17,6 +17,7 @@ from .. import policy
 from ..acl import mode_format, mode_parse
 from ..models import AclRule, PrefixSchema
 from ..services import principals_check
+from .serializers import ModeField
 
 PREFIX_PARAM = OpenApiParameter(
     "prefix",
@@ -84,7 +85,7 @@ class AclRuleApi(APIView):
     class InputSerializer(serializers.Serializer):
         owner = serializers.CharField(required=False, allow_null=True, max_length=150)
         group = serializers.CharField(required=False, allow_null=True, max_length=150)
-        mode = serializers.JSONField(help_text="0..4095 or e.g. 'cdwr--wr---r'.")
+        mode = ModeField(help_text="0..4095 or e.g. 'cdwr--wr---r'.")
 
     @extend_schema(
         parameters=[PREFIX_PARAM],

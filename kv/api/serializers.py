@@ -5,6 +5,7 @@ import math
 import re
 
 import orjson
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kvsite.exceptions import InvalidInput, TooLarge
@@ -112,6 +113,18 @@ def meta_out(entry: Entry) -> dict:
     }
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 0, "maximum": 4095},
+            {"type": "string", "pattern": "^([c-][d-][w-][r-]){3}$"},
+        ]
+    }
+)
+class ModeField(serializers.JSONField):
+    """A mode as given: 0..4095 or the 12-letter form (kv.acl.mode_parse reads it)."""
+
+
 class EntryOutputSerializer(serializers.Serializer):
     """Documentation of the entry shape (the view renders `entry_out`)."""
 
@@ -172,4 +185,4 @@ class MetaOutputSerializer(serializers.Serializer):
 class MetaInputSerializer(serializers.Serializer):
     owner = serializers.CharField(required=False, allow_null=True, max_length=150)
     group = serializers.CharField(required=False, allow_null=True, max_length=150)
-    mode = serializers.JSONField(required=False, help_text="0..4095 or e.g. 'cdwr--wr---r'.")
+    mode = ModeField(required=False, help_text="0..4095 or e.g. 'cdwr--wr---r'.")

@@ -40,7 +40,9 @@ KEY_PARAM = OpenApiParameter(
     description="A `/`-separated path of 1-1024 bytes; bad keys answer 400.",
 )
 CAS_PARAM = OpenApiParameter(
-    "cas", OpenApiTypes.STR, description="The expected current version id; `0`: only if absent."
+    "cas",
+    {"anyOf": [{"type": "string", "enum": ["0"]}, {"type": "string", "format": "uuid"}]},
+    description="The expected current version id; `0`: only if absent.",
 )
 # With ?raw=1 a GET answers the value alone, which may be any JSON value.
 ENTRY_OR_VALUE = {
@@ -87,7 +89,9 @@ class KeyApi(APIView):
         parameters=[
             KEY_PARAM,
             OpenApiParameter(
-                "ttl", OpenApiTypes.STR, description="Seconds, or a number with s, m, h or d."
+                "ttl",
+                {"type": "string", "pattern": "^[0-9]{1,12}[smhd]?$"},
+                description="Seconds, or a number with s, m, h or d; at most 100 years.",
             ),
             CAS_PARAM,
         ],

@@ -105,3 +105,11 @@ def test_the_key_api_documents_its_parameters_bodies_and_answers(schema: dict) -
     listing = schema["paths"]["/api/v1/kv/"]["get"]
     names = {p["name"] for p in listing["parameters"]}
     assert names == {"prefix", "limit", "cursor", "keys", "separator"}
+
+
+def test_modes_ttls_and_cas_are_documented_as_the_api_reads_them(schema: dict) -> None:
+    rule = schema["components"]["schemas"]["AclRuleInput"]["properties"]["mode"]
+    assert [branch["type"] for branch in rule["oneOf"]] == ["integer", "string"]
+    put = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/kv/{key}"]["put"]["parameters"]}
+    assert put["ttl"]["pattern"] == "^[0-9]{1,12}[smhd]?$"
+    assert {"type": "string", "format": "uuid"} in put["cas"]["anyOf"]
