@@ -30,6 +30,11 @@ ERROR_MEANINGS = {
 }
 
 
+# A key, prefix or topic in a path: at most 1024 bytes of UTF-8, so at most 1024 characters (the
+# rest of what makes a valid one is checked by the API, which answers 400).
+KEY_STRING = {"type": "string", "minLength": 1, "maxLength": 1024}
+
+
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """`responses` entries for these error statuses, each answered as `Error`."""
     return {
@@ -65,6 +70,15 @@ class AutoSchema(SpectacularAutoSchema):
         # request: an empty one is refused with 400.
         return schema, required or isinstance(serializer, dict) or is_basic_type(serializer)
 
+    def _get_response_headers_for_code(self, status_code, direction="response"):
+        headers = super()._get_response_headers_for_code(status_code, direction)
+        if str(status_code) == "429":
+            headers["Retry-After"] = {
+                "schema": {"type": "integer"},
+                "description": "Seconds until a request may succeed again.",
+            }
+        return headers
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         common = []
@@ -89,7 +103,8 @@ class EndpointEnumerator(generators.EndpointEnumerator):
     def get_allowed_methods(self, callback) -> list[str]:
         methods = super().get_allowed_methods(callback)
         if "head" in vars(getattr(callback, "cls", object)):
-            methods.append("HEAD")
+            at = methods.index("GET") + 1 if "GET" in methods else len(methods)
+            methods.insert(at, "HEAD")
         return methods
 
 

@@ -4,6 +4,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -55,6 +56,21 @@ GROUP_NAME = RegexValidator(  # the username rules
 )
 
 
+USERNAME_PARAM = OpenApiParameter(
+    "username",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    examples=[OpenApiExample("A user", "alice")],
+)
+GROUP_PARAM = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH, examples=[OpenApiExample("A group", "ops")]
+)
+
+
+def request_example(name: str, value: dict) -> list[OpenApiExample]:
+    return [OpenApiExample(name, value=value, request_only=True)]
+
+
 def name_list(**kw) -> serializers.ListField:
     """A JSON list of user or group names."""
     return serializers.ListField(child=serializers.CharField(max_length=150), **kw)
@@ -92,6 +108,7 @@ class UserListApi(APIView):
     @extend_schema(
         request=InputSerializer,
         responses={201: UserOutputSerializer, **errors(400, 403, 409)},
+        examples=request_example("A user", {"username": "bob", "groups": ["ops"]}),
         operation_id="users_create",
     )
     def post(self, request):
@@ -114,7 +131,9 @@ class UserDetailApi(APIView):
         is_superuser = serializers.BooleanField(required=False)
 
     @extend_schema(
-        responses={200: UserOutputSerializer, **errors(403, 404)}, operation_id="users_get"
+        parameters=[USERNAME_PARAM],
+        responses={200: UserOutputSerializer, **errors(403, 404)},
+        operation_id="users_get",
     )
     def get(self, request, username):
         """One user."""
@@ -122,8 +141,10 @@ class UserDetailApi(APIView):
         return Response(UserOutputSerializer(user_get(username=username)).data)
 
     @extend_schema(
+        parameters=[USERNAME_PARAM],
         request=InputSerializer,
         responses={200: UserOutputSerializer, **errors(400, 403, 404, 409)},
+        examples=request_example("New groups", {"groups": ["ops"]}),
         operation_id="users_update",
     )
     def patch(self, request, username):
@@ -137,6 +158,7 @@ class UserDetailApi(APIView):
         return Response(UserOutputSerializer(user).data)
 
     @extend_schema(
+        parameters=[USERNAME_PARAM],
         responses={204: OpenApiResponse(description="Deleted."), **errors(403, 404, 409)},
         operation_id="users_delete",
     )
@@ -170,6 +192,7 @@ class GroupListApi(APIView):
     @extend_schema(
         request=InputSerializer,
         responses={201: GroupOutputSerializer, **errors(400, 403, 409)},
+        examples=request_example("A group", {"name": "devs", "members": ["alice"]}),
         operation_id="groups_create",
     )
     def post(self, request):
@@ -189,7 +212,9 @@ class GroupDetailApi(APIView):
         remove = name_list(required=False)
 
     @extend_schema(
-        responses={200: GroupOutputSerializer, **errors(403, 404)}, operation_id="groups_get"
+        parameters=[GROUP_PARAM],
+        responses={200: GroupOutputSerializer, **errors(403, 404)},
+        operation_id="groups_get",
     )
     def get(self, request, name):
         """One group and its members."""
@@ -197,8 +222,10 @@ class GroupDetailApi(APIView):
         return Response(GroupOutputSerializer(group_get(name=name)).data)
 
     @extend_schema(
+        parameters=[GROUP_PARAM],
         request=InputSerializer,
         responses={200: GroupOutputSerializer, **errors(400, 403, 404)},
+        examples=request_example("Add a member", {"add": ["alice"]}),
         operation_id="groups_update",
     )
     def patch(self, request, name):
@@ -211,6 +238,7 @@ class GroupDetailApi(APIView):
         return Response(GroupOutputSerializer(group_update(group=group, **data)).data)
 
     @extend_schema(
+        parameters=[GROUP_PARAM],
         responses={204: OpenApiResponse(description="Deleted."), **errors(403, 404)},
         operation_id="groups_delete",
     )
@@ -255,6 +283,9 @@ class TokenListApi(APIView):
     @extend_schema(
         request=InputSerializer,
         responses={201: TokenIssuedOutputSerializer, **errors(400, 403)},
+        examples=request_example(
+            "A read-only token", {"user": "alice", "scopes": ["read"], "prefix": "config/"}
+        ),
         operation_id="tokens_create",
     )
     def post(self, request):
@@ -313,6 +344,7 @@ class AuthLoginApi(PublicApi):
     @extend_schema(
         request=InputSerializer,
         responses={200: OutputSerializer, **errors(400, 401)},
+        examples=request_example("A login", {"username": "alice", "password": "alice-password-1"}),
         operation_id="auth_login",
     )
     def post(self, request):

@@ -1,8 +1,7 @@
 """ACL rules and JSON Schemas per prefix: thin adapters over kv.policy."""
 
 import orjson
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -11,7 +10,7 @@ from rest_framework.views import APIView
 from accounts.permissions import scope_check
 from accounts.scopes import ADMIN_ACL, READ
 from kvsite.exceptions import InvalidInput, NotFound
-from kvsite.openapi import errors
+from kvsite.openapi import KEY_STRING, errors
 
 from .. import policy
 from ..acl import mode_format, mode_parse
@@ -21,9 +20,10 @@ from .serializers import ModeField
 
 PREFIX_PARAM = OpenApiParameter(
     "prefix",
-    OpenApiTypes.STR,
+    KEY_STRING,
     OpenApiParameter.PATH,
     description="The rest of the path, verbatim; it may end in `/`.",
+    examples=[OpenApiExample("A prefix", value="config/")],
 )
 
 
@@ -107,6 +107,9 @@ class AclRuleApi(APIView):
             201: OpenApiResponse(AclRuleOutputSerializer, description="Created."),
             **errors(400, 403),
         },
+        examples=[
+            OpenApiExample("A rule", value={"mode": "cdwr--wr---r"}, request_only=True),
+        ],
         operation_id="acl_put",
     )
     def put(self, request, prefix):
@@ -171,6 +174,7 @@ class SchemaApi(APIView):
             201: OpenApiResponse(PrefixSchemaOutputSerializer, description="Created."),
             **errors(400, 403),
         },
+        examples=[OpenApiExample("A schema", value={"type": "object"}, request_only=True)],
         operation_id="schema_put",
         description="The body is the JSON Schema that every value under the prefix must satisfy.",
     )

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from accounts.permissions import key_scope_check
 from accounts.scopes import DELETE, READ, WRITE
 from kvsite.exceptions import InvalidInput
-from kvsite.openapi import errors
+from kvsite.openapi import KEY_STRING, errors
 
 from .. import selectors, services
 from ..acl import mode_parse
@@ -35,9 +35,17 @@ from .serializers import (
 
 KEY_PARAM = OpenApiParameter(
     "key",
-    OpenApiTypes.STR,
+    KEY_STRING,
     OpenApiParameter.PATH,
-    description="A `/`-separated path of 1-1024 bytes; bad keys answer 400.",
+    description="A `/`-separated path of 1-1024 bytes of UTF-8; a bad key answers 400.",
+    examples=[OpenApiExample("A key", value="config/app")],
+)
+DELETED_KEY_PARAM = OpenApiParameter(
+    "key",
+    KEY_STRING,
+    OpenApiParameter.PATH,
+    description="A `/`-separated path of 1-1024 bytes of UTF-8; a bad key answers 400.",
+    examples=[OpenApiExample("A key", value="config/old")],
 )
 CAS_PARAM = OpenApiParameter(
     "cas",
@@ -101,8 +109,10 @@ class KeyApi(APIView):
             201: OpenApiResponse(PutOutputSerializer, description="Created."),
             **errors(400, 403, 409, 413, 503),
         },
+        examples=[OpenApiExample("A value", value={"debug": True}, request_only=True)],
         operation_id="kv_put",
-        description="The body is the value: any JSON value up to KVS_MAX_VALUE_BYTES.",
+        description="The body is the value: any JSON value of at most KVS_MAX_VALUE_BYTES "
+        "(default 1 MiB; larger: 413).",
     )
     def put(self, request, key):
         key_scope_check(request, WRITE, key)
@@ -117,7 +127,7 @@ class KeyApi(APIView):
 
     @extend_schema(
         parameters=[
-            KEY_PARAM,
+            DELETED_KEY_PARAM,
             CAS_PARAM,
             OpenApiParameter(
                 "recurse", OpenApiTypes.BOOL, description="Also every key under `{key}/`."
@@ -149,7 +159,12 @@ class KeyListApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("prefix", OpenApiTypes.STR, description="Only keys under it."),
+            OpenApiParameter(
+                "prefix",
+                OpenApiTypes.STR,
+                description="Only keys under it.",
+                examples=[OpenApiExample("A prefix", value="config/")],
+            ),
             OpenApiParameter(
                 "limit",
                 {"type": "integer", "minimum": 1, "maximum": selectors.MAX_LIST_LIMIT},

@@ -113,3 +113,12 @@ def test_modes_ttls_and_cas_are_documented_as_the_api_reads_them(schema: dict) -
     put = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/kv/{key}"]["put"]["parameters"]}
     assert put["ttl"]["pattern"] == "^[0-9]{1,12}[smhd]?$"
     assert {"type": "string", "format": "uuid"} in put["cas"]["anyOf"]
+
+
+def test_limits_and_retry_after_are_documented(schema: dict) -> None:
+    get = schema["paths"]["/api/v1/kv/{key}"]["get"]
+    key = next(p for p in get["parameters"] if p["name"] == "key")
+    assert key["schema"]["maxLength"] == 1024
+    assert "Retry-After" in get["responses"]["429"]["headers"]
+    listing = schema["paths"]["/api/v1/kv/"]["get"]["parameters"]
+    assert next(p for p in listing if p["name"] == "limit")["schema"]["maximum"] == 1000

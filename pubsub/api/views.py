@@ -1,7 +1,6 @@
 """The pub/sub REST API: publish on a topic, list the topics with subscribers."""
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -9,13 +8,17 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_credential, scope_check
 from accounts.scopes import PUBSUB
-from kvsite.openapi import errors
+from kvsite.openapi import KEY_STRING, errors
 
 from ..services import message_publish, publish_body_parse, topic_access_check
 from ..subscribers import topics_visible
 
 TOPIC_PARAM = OpenApiParameter(
-    "topic", OpenApiTypes.STR, OpenApiParameter.PATH, description="Named like a key."
+    "topic",
+    KEY_STRING,
+    OpenApiParameter.PATH,
+    description="Named like a key.",
+    examples=[OpenApiExample("A topic", value="news")],
 )
 
 
@@ -34,7 +37,11 @@ class TopicPublishApi(APIView):
         parameters=[TOPIC_PARAM],
         request=InputSerializer,
         responses={202: OutputSerializer, **errors(400, 403, 413)},
+        examples=[
+            OpenApiExample("A message", value={"data": {"hello": "world"}}, request_only=True),
+        ],
         operation_id="pubsub_publish",
+        description="A message of at most KVS_PUBSUB_MAX_BYTES (default 256 KiB; larger: 413).",
     )
     def post(self, request, topic):
         topic_access_check(request, topic)
