@@ -329,7 +329,7 @@ REST_FRAMEWORK = {
         "kvsite.throttling.AnonThrottle",
         "kvsite.throttling.UserThrottle",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "kvsite.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Throttles count clients by REMOTE_ADDR alone, never by an X-Forwarded-For header a client
     # can write itself. Behind a reverse proxy the web server sets REMOTE_ADDR from the proxy's
@@ -345,6 +345,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "DEFAULT_GENERATOR_CLASS": "kvsite.openapi.SchemaGenerator",
 }
 
 # --- Celery --------------------------------------------------------------------------------------

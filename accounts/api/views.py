@@ -3,7 +3,13 @@
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -11,6 +17,7 @@ from rest_framework.views import APIView
 
 from kv.keys import MAX_TTL_SECONDS
 from kvsite.exceptions import InvalidInput
+from kvsite.openapi import errors
 from kvsite.parsers import request_json
 
 from ..authentication import BearerTokenAuthentication
@@ -50,6 +57,21 @@ GROUP_NAME = RegexValidator(  # the username rules
 )
 
 
+USERNAME_PARAM = OpenApiParameter(
+    "username",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    examples=[OpenApiExample("A user", "alice")],
+)
+GROUP_PARAM = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH, examples=[OpenApiExample("A group", "ops")]
+)
+
+
+def request_example(name: str, value: dict) -> list[OpenApiExample]:
+    return [OpenApiExample(name, value=value, request_only=True)]
+
+
 def name_list(**kw) -> serializers.ListField:
     """A JSON list of user or group names."""
     return serializers.ListField(child=serializers.CharField(max_length=150), **kw)
@@ -77,14 +99,19 @@ class UserListApi(APIView):
         is_superuser = serializers.BooleanField(required=False)
         is_staff = serializers.BooleanField(required=False, help_text="May log in to the admin.")
 
-    @extend_schema(responses=UserOutputSerializer(many=True), operation_id="users_list")
+    @extend_schema(
+        responses={200: UserOutputSerializer(many=True), **errors(403)}, operation_id="users_list"
+    )
     def get(self, request):
         """Every user, by username."""
         scope_check(request, "admin:users:read")
         return Response(UserOutputSerializer(user_list(), many=True).data)
 
     @extend_schema(
-        request=InputSerializer, responses={201: UserOutputSerializer}, operation_id="users_create"
+        request=InputSerializer,
+        responses={201: UserOutputSerializer, **errors(400, 403, 409)},
+        examples=request_example("A user", {"username": "bob", "groups": ["ops"]}),
+        operation_id="users_create",
     )
     def post(self, request):
         """Create a user; without a password they can use API tokens but not log in."""
@@ -106,14 +133,22 @@ class UserDetailApi(APIView):
         is_superuser = serializers.BooleanField(required=False)
         is_staff = serializers.BooleanField(required=False, help_text="May log in to the admin.")
 
-    @extend_schema(responses=UserOutputSerializer, operation_id="users_get")
+    @extend_schema(
+        parameters=[USERNAME_PARAM],
+        responses={200: UserOutputSerializer, **errors(403, 404)},
+        operation_id="users_get",
+    )
     def get(self, request, username):
         """One user."""
         scope_check(request, "admin:users:read")
         return Response(UserOutputSerializer(user_get(username=username)).data)
 
     @extend_schema(
-        request=InputSerializer, responses=UserOutputSerializer, operation_id="users_update"
+        parameters=[USERNAME_PARAM],
+        request=InputSerializer,
+        responses={200: UserOutputSerializer, **errors(400, 403, 404, 409)},
+        examples=request_example("New groups", {"groups": ["ops"]}),
+        operation_id="users_update",
     )
     def patch(self, request, username):
         """Change a user's email, password, groups, is_active, is_superuser or is_staff."""
@@ -127,7 +162,11 @@ class UserDetailApi(APIView):
         user = user_update(user=user, credential=acting_credential(request), **data)
         return Response(UserOutputSerializer(user).data)
 
-    @extend_schema(responses={204: None}, operation_id="users_delete")
+    @extend_schema(
+        parameters=[USERNAME_PARAM],
+        responses={204: OpenApiResponse(description="Deleted."), **errors(403, 404, 409)},
+        operation_id="users_delete",
+    )
     def delete(self, request, username):
         """Delete a user and their API tokens."""
         scope_check(request, "admin:users:delete")
@@ -146,7 +185,10 @@ class GroupListApi(APIView):
         name = serializers.CharField(max_length=150, validators=[GROUP_NAME])
         members = name_list(required=False)
 
-    @extend_schema(responses=GroupOutputSerializer(many=True), operation_id="groups_list")
+    @extend_schema(
+        responses={200: GroupOutputSerializer(many=True), **errors(403)},
+        operation_id="groups_list",
+    )
     def get(self, request):
         """Every group, by name, with its members."""
         scope_check(request, "admin:groups:read")
@@ -154,7 +196,8 @@ class GroupListApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: GroupOutputSerializer},
+        responses={201: GroupOutputSerializer, **errors(400, 403, 409)},
+        examples=request_example("A group", {"name": "devs", "members": ["alice"]}),
         operation_id="groups_create",
     )
     def post(self, request):
@@ -173,14 +216,22 @@ class GroupDetailApi(APIView):
         add = name_list(required=False)
         remove = name_list(required=False)
 
-    @extend_schema(responses=GroupOutputSerializer, operation_id="groups_get")
+    @extend_schema(
+        parameters=[GROUP_PARAM],
+        responses={200: GroupOutputSerializer, **errors(403, 404)},
+        operation_id="groups_get",
+    )
     def get(self, request, name):
         """One group and its members."""
         scope_check(request, "admin:groups:read")
         return Response(GroupOutputSerializer(group_get(name=name)).data)
 
     @extend_schema(
-        request=InputSerializer, responses=GroupOutputSerializer, operation_id="groups_update"
+        parameters=[GROUP_PARAM],
+        request=InputSerializer,
+        responses={200: GroupOutputSerializer, **errors(400, 403, 404)},
+        examples=request_example("Add a member", {"add": ["alice"]}),
+        operation_id="groups_update",
     )
     def patch(self, request, name):
         """Replace the members (`members`), or add and remove some (`add`, `remove`)."""
@@ -191,7 +242,11 @@ class GroupDetailApi(APIView):
             raise InvalidInput("Give members, or add and/or remove.")
         return Response(GroupOutputSerializer(group_update(group=group, **data)).data)
 
-    @extend_schema(responses={204: None}, operation_id="groups_delete")
+    @extend_schema(
+        parameters=[GROUP_PARAM],
+        responses={204: OpenApiResponse(description="Deleted."), **errors(403, 404)},
+        operation_id="groups_delete",
+    )
     def delete(self, request, name):
         """Delete a group; its members stay."""
         scope_check(request, "admin:groups:delete")
@@ -221,7 +276,7 @@ class TokenListApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("user", OpenApiTypes.STR, description="Only this user's.")],
-        responses=TokenOutputSerializer(many=True),
+        responses={200: TokenOutputSerializer(many=True), **errors(403)},
         operation_id="tokens_list",
     )
     def get(self, request):
@@ -232,7 +287,10 @@ class TokenListApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: TokenIssuedOutputSerializer},
+        responses={201: TokenIssuedOutputSerializer, **errors(400, 403)},
+        examples=request_example(
+            "A read-only token", {"user": "alice", "scopes": ["read"], "prefix": "config/"}
+        ),
         operation_id="tokens_create",
     )
     def post(self, request):
@@ -251,7 +309,10 @@ class TokenListApi(APIView):
 class TokenDetailApi(APIView):
     """Revoke one API token, for good."""
 
-    @extend_schema(responses={204: None}, operation_id="tokens_revoke")
+    @extend_schema(
+        responses={204: OpenApiResponse(description="Revoked."), **errors(403, 404)},
+        operation_id="tokens_revoke",
+    )
     def delete(self, request, token_id):
         """Revoke a token (again: no-op); it is refused from the next request on."""
         scope_check(request, "admin:tokens:revoke")
@@ -285,7 +346,12 @@ class AuthLoginApi(PublicApi):
         access = serializers.CharField()
         refresh = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="auth_login")
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **errors(400, 401)},
+        examples=request_example("A login", {"username": "alice", "password": "alice-password-1"}),
+        operation_id="auth_login",
+    )
     def post(self, request):
         data = valid_input(self.InputSerializer, request)
         return Response(jwt_login(request=request, **data))
@@ -302,7 +368,11 @@ class AuthRefreshApi(PublicApi):
     class OutputSerializer(serializers.Serializer):
         access = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="auth_refresh")
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **errors(400, 401)},
+        operation_id="auth_refresh",
+    )
     def post(self, request):
         data = valid_input(self.InputSerializer, request)
         return Response(jwt_refresh(request=request, **data))

@@ -1,6 +1,5 @@
 """Node health and status, the member list, forgetting a member, and leaving the cluster."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -11,6 +10,7 @@ from accounts.permissions import scope_check
 from accounts.scopes import READ
 from kv.hlc import wall_ms
 from kv.selectors import live_key_count, store_state
+from kvsite.openapi import errors
 from kvsite.uptime import server_uptime_s
 
 from ..config import Config
@@ -19,6 +19,12 @@ from ..lifecycle import node_leave
 from ..node import local_node, node_mode
 from ..selectors import members_count, members_list
 from ..transport import HttpTransport
+from .serializers import (
+    ForgetOutputSerializer,
+    HealthOutputSerializer,
+    MemberOutputSerializer,
+    StatusOutputSerializer,
+)
 
 ADMIN_CLUSTER = "admin:cluster"
 
@@ -30,7 +36,7 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = []
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="health")
+    @extend_schema(responses=HealthOutputSerializer, operation_id="health")
     def get(self, request):
         return Response({"status": "ok", "node_id": local_node().node_id, "mode": node_mode()})
 
@@ -40,7 +46,7 @@ class StatusApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="status")
+    @extend_schema(responses={200: StatusOutputSerializer, **errors(403)}, operation_id="status")
     def get(self, request):
         scope_check(request, READ)
         state = store_state()
@@ -71,7 +77,10 @@ class MembersApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="cluster_members")
+    @extend_schema(
+        responses={200: MemberOutputSerializer(many=True), **errors(403)},
+        operation_id="cluster_members",
+    )
     def get(self, request):
         scope_check(request, READ)
         return Response([member_json(member) for member in members_list()])
@@ -82,7 +91,10 @@ class MemberApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="cluster_member_forget")
+    @extend_schema(
+        responses={200: ForgetOutputSerializer, **errors(403, 404, 409)},
+        operation_id="cluster_member_forget",
+    )
     def delete(self, request, node_id: str):
         scope_check(request, ADMIN_CLUSTER)
         config = Config.from_settings()
@@ -102,7 +114,11 @@ class LeaveApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, operation_id="cluster_leave")
+    @extend_schema(
+        request=None,
+        responses={200: MemberOutputSerializer, **errors(403)},
+        operation_id="cluster_leave",
+    )
     def post(self, request):
         scope_check(request, ADMIN_CLUSTER)
         config = Config.from_settings()

@@ -1,7 +1,6 @@
 """ACL rules and JSON Schemas per prefix: thin adapters over kv.policy."""
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -10,12 +9,22 @@ from rest_framework.views import APIView
 from accounts.permissions import scope_check
 from accounts.scopes import ADMIN_ACL, READ
 from kvsite.exceptions import NotFound
+from kvsite.openapi import KEY_STRING, errors
 from kvsite.parsers import json_parse, request_json
 
 from .. import policy
 from ..acl import mode_format, mode_parse
 from ..models import AclRule, PrefixSchema
 from ..services import principals_check
+from .serializers import ModeField
+
+PREFIX_PARAM = OpenApiParameter(
+    "prefix",
+    KEY_STRING,
+    OpenApiParameter.PATH,
+    description="The rest of the path, verbatim; it may end in `/`.",
+    examples=[OpenApiExample("A prefix", value="config/")],
+)
 
 
 def rule_out(rule: AclRule) -> dict:
@@ -32,12 +41,36 @@ def schema_out(schema: PrefixSchema) -> dict:
     return {"prefix": schema.prefix, "schema": schema.schema}
 
 
+class AclRuleOutputSerializer(serializers.Serializer):
+    """Documentation of a rule's shape (the views render `rule_out`)."""
+
+    prefix = serializers.CharField()
+    owner = serializers.CharField(allow_null=True)
+    group = serializers.CharField(allow_null=True)
+    mode = serializers.IntegerField(min_value=0, max_value=4095)
+    mode_string = serializers.CharField()
+
+
+class PrefixSchemaOutputSerializer(serializers.Serializer):
+    """Documentation of a prefix schema's shape (the views render `schema_out`)."""
+
+    prefix = serializers.CharField()
+    schema = serializers.JSONField(help_text="The JSON Schema: an object, or true or false.")
+
+
+# A JSON Schema document: an object, or a boolean (true accepts anything, false nothing).
+JSON_SCHEMA = {"oneOf": [{"type": "object"}, {"type": "boolean"}]}
+
+
 class AclRuleListApi(APIView):
     """Every ACL rule, in prefix order."""
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="acl_list")
+    @extend_schema(
+        responses={200: AclRuleOutputSerializer(many=True), **errors(403)},
+        operation_id="acl_list",
+    )
     def get(self, request):
         scope_check(request, ADMIN_ACL)
         return Response([rule_out(r) for r in AclRule.objects.order_by("prefix")])
@@ -52,9 +85,13 @@ class AclRuleApi(APIView):
     class InputSerializer(serializers.Serializer):
         owner = serializers.CharField(required=False, allow_null=True, max_length=150)
         group = serializers.CharField(required=False, allow_null=True, max_length=150)
-        mode = serializers.JSONField(help_text="0..4095 or e.g. 'cdwr--wr---r'.")
+        mode = ModeField(help_text="0..4095 or e.g. 'cdwr--wr---r'.")
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="acl_get")
+    @extend_schema(
+        parameters=[PREFIX_PARAM],
+        responses={200: AclRuleOutputSerializer, **errors(403, 404)},
+        operation_id="acl_get",
+    )
     def get(self, request, prefix):
         scope_check(request, ADMIN_ACL)
         rule = AclRule.objects.filter(prefix=prefix).first()
@@ -62,7 +99,19 @@ class AclRuleApi(APIView):
             raise NotFound(f"No ACL rule for prefix {prefix!r}.")
         return Response(rule_out(rule))
 
-    @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT, operation_id="acl_put")
+    @extend_schema(
+        parameters=[PREFIX_PARAM],
+        request=InputSerializer,
+        responses={
+            200: OpenApiResponse(AclRuleOutputSerializer, description="Replaced."),
+            201: OpenApiResponse(AclRuleOutputSerializer, description="Created."),
+            **errors(400, 403),
+        },
+        examples=[
+            OpenApiExample("A rule", value={"mode": "cdwr--wr---r"}, request_only=True),
+        ],
+        operation_id="acl_put",
+    )
     def put(self, request, prefix):
         scope_check(request, ADMIN_ACL)
         data = self.InputSerializer(data=request_json(request))
@@ -75,7 +124,11 @@ class AclRuleApi(APIView):
         )
         return Response(rule_out(rule), status=201 if created else 200)
 
-    @extend_schema(responses={204: None}, operation_id="acl_delete")
+    @extend_schema(
+        parameters=[PREFIX_PARAM],
+        responses={204: OpenApiResponse(description="Deleted."), **errors(403, 404)},
+        operation_id="acl_delete",
+    )
     def delete(self, request, prefix):
         scope_check(request, ADMIN_ACL)
         policy.acl_rule_delete(prefix=prefix)
@@ -87,7 +140,10 @@ class SchemaListApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="schema_list")
+    @extend_schema(
+        responses={200: PrefixSchemaOutputSerializer(many=True), **errors(403)},
+        operation_id="schema_list",
+    )
     def get(self, request):
         scope_check(request, READ)
         return Response([schema_out(s) for s in PrefixSchema.objects.order_by("prefix")])
@@ -98,7 +154,11 @@ class SchemaApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="schema_get")
+    @extend_schema(
+        parameters=[PREFIX_PARAM],
+        responses={200: PrefixSchemaOutputSerializer, **errors(403, 404)},
+        operation_id="schema_get",
+    )
     def get(self, request, prefix):
         scope_check(request, READ)
         schema = PrefixSchema.objects.filter(prefix=prefix).first()
@@ -107,14 +167,27 @@ class SchemaApi(APIView):
         return Response(schema_out(schema))
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT, operation_id="schema_put"
+        parameters=[PREFIX_PARAM],
+        request={"application/json": JSON_SCHEMA},
+        responses={
+            200: OpenApiResponse(PrefixSchemaOutputSerializer, description="Replaced."),
+            201: OpenApiResponse(PrefixSchemaOutputSerializer, description="Created."),
+            **errors(400, 403),
+        },
+        examples=[OpenApiExample("A schema", value={"type": "object"}, request_only=True)],
+        operation_id="schema_put",
+        description="The body is the JSON Schema that every value under the prefix must satisfy.",
     )
     def put(self, request, prefix):
         scope_check(request, ADMIN_ACL)
         schema, created = policy.schema_put(prefix=prefix, schema=json_parse(request.body))
         return Response(schema_out(schema), status=201 if created else 200)
 
-    @extend_schema(responses={204: None}, operation_id="schema_delete")
+    @extend_schema(
+        parameters=[PREFIX_PARAM],
+        responses={204: OpenApiResponse(description="Deleted."), **errors(403, 404)},
+        operation_id="schema_delete",
+    )
     def delete(self, request, prefix):
         scope_check(request, ADMIN_ACL)
         policy.schema_delete(prefix=prefix)

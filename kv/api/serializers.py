@@ -3,6 +3,7 @@
 import json
 
 import orjson
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kvsite.exceptions import TooLarge
@@ -79,11 +80,23 @@ def meta_out(entry: Entry) -> dict:
     }
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 0, "maximum": 4095},
+            {"type": "string", "pattern": "^([c-][d-][w-][r-]){3}$"},
+        ]
+    }
+)
+class ModeField(serializers.JSONField):
+    """A mode as given: 0..4095 or the 12-letter form (kv.acl.mode_parse reads it)."""
+
+
 class EntryOutputSerializer(serializers.Serializer):
     """Documentation of the entry shape (the view renders `entry_out`)."""
 
     key = serializers.CharField()
-    value = serializers.JSONField()
+    value = serializers.JSONField(required=False, help_text="Left out by lists with `keys=1`.")
     version = serializers.UUIDField()
     timestamp = serializers.IntegerField(help_text="Milliseconds since the epoch.")
     revision = serializers.IntegerField()
@@ -104,16 +117,24 @@ class PutOutputSerializer(serializers.Serializer):
 
 class PageOutputSerializer(serializers.Serializer):
     items = EntryOutputSerializer(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
-    prefixes = serializers.ListField(child=serializers.CharField(), required=False)
+    next_cursor = serializers.CharField(allow_null=True, help_text="The next page's `cursor`.")
+    prefixes = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Only with `separator`."
+    )
+
+
+class DeletedOutputSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField(help_text="How many keys were deleted.")
 
 
 class HistoryOutputSerializer(serializers.Serializer):
     class VersionSerializer(serializers.Serializer):
         version = serializers.UUIDField()
         timestamp = serializers.IntegerField()
-        value = serializers.JSONField(allow_null=True)
+        value = serializers.JSONField(allow_null=True, help_text="null for a tombstone.")
         deleted = serializers.BooleanField()
+        origin = serializers.CharField(help_text="The node where the version was written.")
+        expires_at = serializers.IntegerField(allow_null=True)
 
     key = serializers.CharField()
     versions = VersionSerializer(many=True)
@@ -131,4 +152,4 @@ class MetaOutputSerializer(serializers.Serializer):
 class MetaInputSerializer(serializers.Serializer):
     owner = serializers.CharField(required=False, allow_null=True, max_length=150)
     group = serializers.CharField(required=False, allow_null=True, max_length=150)
-    mode = serializers.JSONField(required=False, help_text="0..4095 or e.g. 'cdwr--wr---r'.")
+    mode = ModeField(required=False, help_text="0..4095 or e.g. 'cdwr--wr---r'.")

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.permissions import key_scope_check
 from accounts.scopes import DELETE, READ, WRITE
 from kvsite.exceptions import InvalidInput
+from kvsite.openapi import KEY_STRING, errors
 from kvsite.parsers import request_json
 
 from .. import selectors, services
@@ -20,7 +21,7 @@ from ..callers import request_caller
 from ..keys import ttl_parse
 from .params import param_flag, param_int, param_str
 from .serializers import (
-    EntryOutputSerializer,
+    DeletedOutputSerializer,
     HistoryOutputSerializer,
     MetaInputSerializer,
     MetaOutputSerializer,
@@ -33,7 +34,32 @@ from .serializers import (
     version_out,
 )
 
-KEY_PARAM = OpenApiParameter("key", OpenApiTypes.STR, OpenApiParameter.PATH)
+KEY_PARAM = OpenApiParameter(
+    "key",
+    KEY_STRING,
+    OpenApiParameter.PATH,
+    description="A `/`-separated path of 1-1024 bytes of UTF-8; a bad key answers 400.",
+    examples=[OpenApiExample("A key", value="config/app")],
+)
+DELETED_KEY_PARAM = OpenApiParameter(
+    "key",
+    KEY_STRING,
+    OpenApiParameter.PATH,
+    description="A `/`-separated path of 1-1024 bytes of UTF-8; a bad key answers 400.",
+    examples=[OpenApiExample("A key", value="config/old")],
+)
+CAS_PARAM = OpenApiParameter(
+    "cas",
+    {"anyOf": [{"type": "string", "enum": ["0"]}, {"type": "string", "format": "uuid"}]},
+    description="The expected current version id; `0`: only if absent.",
+)
+# With ?raw=1 a GET answers the value alone, which may be any JSON value.
+ENTRY_OR_VALUE = {
+    "anyOf": [
+        {"$ref": "#/components/schemas/EntryOutput"},
+        {"description": "With `raw=1`: the value alone, any JSON value."},
+    ]
+}
 
 
 class KeyApi(APIView):
@@ -42,8 +68,12 @@ class KeyApi(APIView):
     permission_classes = [AllowAny]  # key_scope_check decides, per method
 
     @extend_schema(
-        parameters=[KEY_PARAM, OpenApiParameter("raw", OpenApiTypes.BOOL)],
-        responses=EntryOutputSerializer,
+        parameters=[
+            KEY_PARAM,
+            OpenApiParameter("raw", OpenApiTypes.BOOL, description="Answer the value alone."),
+        ],
+        responses={200: ENTRY_OR_VALUE, **errors(400, 403, 404)},
+        operation_id="kv_get",
     )
     def get(self, request, key):
         key_scope_check(request, READ, key)
@@ -53,6 +83,12 @@ class KeyApi(APIView):
             return HttpResponse(entry.value, content_type="application/json")
         return Response(entry_out(entry))
 
+    @extend_schema(
+        parameters=[KEY_PARAM],
+        responses={200: None, **errors(400, 403, 404)},
+        operation_id="kv_head",
+        description="Whether the key exists: 200, or 404.",
+    )
     def head(self, request, key):
         key_scope_check(request, READ, key)
         selectors.entry_get(key=key, caller=request_caller(request))
@@ -61,11 +97,23 @@ class KeyApi(APIView):
     @extend_schema(
         parameters=[
             KEY_PARAM,
-            OpenApiParameter("ttl", OpenApiTypes.STR, description="Seconds, or 90s / 5m / 2h."),
-            OpenApiParameter("cas", OpenApiTypes.STR, description="Expected version; 0 = absent."),
+            OpenApiParameter(
+                "ttl",
+                {"type": "string", "pattern": "^[0-9]{1,12}[smhd]?$"},
+                description="Seconds, or a number with s, m, h or d; at most 100 years.",
+            ),
+            CAS_PARAM,
         ],
         request=OpenApiTypes.ANY,
-        responses={200: PutOutputSerializer, 201: PutOutputSerializer},
+        responses={
+            200: OpenApiResponse(PutOutputSerializer, description="Replaced."),
+            201: OpenApiResponse(PutOutputSerializer, description="Created."),
+            **errors(400, 403, 409, 413, 503),
+        },
+        examples=[OpenApiExample("A value", value={"debug": True}, request_only=True)],
+        operation_id="kv_put",
+        description="The body is the value: any JSON value of at most KVS_MAX_VALUE_BYTES "
+        "(default 1 MiB; larger: 413).",
     )
     def put(self, request, key):
         key_scope_check(request, WRITE, key)
@@ -80,11 +128,18 @@ class KeyApi(APIView):
 
     @extend_schema(
         parameters=[
-            KEY_PARAM,
-            OpenApiParameter("cas", OpenApiTypes.STR),
-            OpenApiParameter("recurse", OpenApiTypes.BOOL),
+            DELETED_KEY_PARAM,
+            CAS_PARAM,
+            OpenApiParameter(
+                "recurse", OpenApiTypes.BOOL, description="Also every key under `{key}/`."
+            ),
         ],
-        responses={204: None, 200: OpenApiTypes.OBJECT},
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            200: OpenApiResponse(DeletedOutputSerializer, description="With `recurse=1`."),
+            **errors(400, 403, 404, 409, 503),
+        },
+        operation_id="kv_delete",
     )
     def delete(self, request, key):
         key_scope_check(request, DELETE, key)
@@ -105,13 +160,27 @@ class KeyListApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("prefix", OpenApiTypes.STR),
-            OpenApiParameter("limit", OpenApiTypes.INT),
-            OpenApiParameter("cursor", OpenApiTypes.STR),
+            OpenApiParameter(
+                "prefix",
+                OpenApiTypes.STR,
+                description="Only keys under it.",
+                examples=[OpenApiExample("A prefix", value="config/")],
+            ),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": selectors.MAX_LIST_LIMIT},
+                description=f"Items per page (default {selectors.DEFAULT_LIST_LIMIT}).",
+            ),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="A page's `next_cursor`."),
             OpenApiParameter("keys", OpenApiTypes.BOOL, description="Leave values out."),
-            OpenApiParameter("separator", OpenApiTypes.STR, description="Fold deeper keys."),
+            OpenApiParameter(
+                "separator",
+                OpenApiTypes.STR,
+                description="Only keys directly under the prefix; deeper ones fold into "
+                "`prefixes`.",
+            ),
         ],
-        responses=PageOutputSerializer,
+        responses={200: PageOutputSerializer, **errors(400, 403)},
         operation_id="kv_list",
     )
     def get(self, request):
@@ -140,7 +209,11 @@ class HistoryApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(parameters=[KEY_PARAM], responses=HistoryOutputSerializer)
+    @extend_schema(
+        parameters=[KEY_PARAM],
+        responses={200: HistoryOutputSerializer, **errors(400, 403, 404)},
+        operation_id="history_get",
+    )
     def get(self, request, key):
         key_scope_check(request, READ, key)
         entry, previous = selectors.entry_history(key=key, caller=request_caller(request))
@@ -152,13 +225,20 @@ class MetaApi(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(parameters=[KEY_PARAM], responses=MetaOutputSerializer)
+    @extend_schema(
+        parameters=[KEY_PARAM],
+        responses={200: MetaOutputSerializer, **errors(400, 403, 404)},
+        operation_id="meta_get",
+    )
     def get(self, request, key):
         key_scope_check(request, READ, key)
         return Response(meta_out(selectors.entry_get(key=key, caller=request_caller(request))))
 
     @extend_schema(
-        parameters=[KEY_PARAM], request=MetaInputSerializer, responses=MetaOutputSerializer
+        parameters=[KEY_PARAM],
+        request=MetaInputSerializer,
+        responses={200: MetaOutputSerializer, **errors(400, 403, 404, 503)},
+        operation_id="meta_put",
     )
     def put(self, request, key):
         key_scope_check(request, WRITE, key)

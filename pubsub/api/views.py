@@ -1,7 +1,6 @@
 """The pub/sub REST API: publish on a topic, list the topics with subscribers."""
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -9,12 +8,19 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_credential, scope_check
 from accounts.scopes import PUBSUB
+from kvsite.openapi import KEY_STRING, errors
 from kvsite.parsers import request_json
 
 from ..services import message_publish, publish_body_parse, topic_access_check
 from ..subscribers import topics_cluster
 
-TOPIC_PARAM = OpenApiParameter("topic", OpenApiTypes.STR, OpenApiParameter.PATH)
+TOPIC_PARAM = OpenApiParameter(
+    "topic",
+    KEY_STRING,
+    OpenApiParameter.PATH,
+    description="Named like a key.",
+    examples=[OpenApiExample("A topic", value="news")],
+)
 
 
 class TopicPublishApi(APIView):
@@ -29,7 +35,14 @@ class TopicPublishApi(APIView):
         id = serializers.UUIDField()
 
     @extend_schema(
-        parameters=[TOPIC_PARAM], request=InputSerializer, responses={202: OutputSerializer}
+        parameters=[TOPIC_PARAM],
+        request=InputSerializer,
+        responses={202: OutputSerializer, **errors(400, 403, 413)},
+        examples=[
+            OpenApiExample("A message", value={"data": {"hello": "world"}}, request_only=True),
+        ],
+        operation_id="pubsub_publish",
+        description="A message of at most KVS_PUBSUB_MAX_BYTES (default 256 KiB; larger: 413).",
     )
     def post(self, request, topic):
         topic_access_check(request, topic)
@@ -51,7 +64,7 @@ class TopicListApi(APIView):
         topics = TopicSerializer(many=True)
         unreachable = serializers.ListField(child=serializers.CharField())
 
-    @extend_schema(responses=OutputSerializer, operation_id="pubsub_topics")
+    @extend_schema(responses={200: OutputSerializer, **errors(403)}, operation_id="pubsub_topics")
     def get(self, request):
         scope_check(request, PUBSUB)
         credential = request_credential(request)
