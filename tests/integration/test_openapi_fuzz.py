@@ -16,8 +16,7 @@ Left out of the run, because the fuzzer could lock itself out or take the node a
 from __future__ import annotations
 
 import json
-import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -51,29 +50,9 @@ EXCLUDED = [
 ]
 ROOT_GUARDED = {("PATCH", "/api/v1/users/{username}"), ("DELETE", "/api/v1/users/{username}")}
 
-# Known failures, owned by fixes under way on other branches: the one place the checks bend. An
-# entry lets its operation answer 5xx (the case is reported as a KnownFailure warning instead of
-# failing); every other check still applies to the operation. Remove an entry once the branch
-# that fixes it has merged.
-INT_KEYS = "DRF errors keyed by list index break the orjson renderer (branch input)"
-KNOWN_SERVER_ERRORS: dict[tuple[str, str], str] = {
-    ("POST", "/api/v1/users"): INT_KEYS,
-    ("PATCH", "/api/v1/users/{username}"): INT_KEYS,
-    ("POST", "/api/v1/groups"): INT_KEYS,
-    ("PATCH", "/api/v1/groups/{name}"): INT_KEYS,
-    ("POST", "/api/v1/tokens"): INT_KEYS,
-}
-
 # Statuses answered per operation in this run, to check afterwards that the fuzzer was not
-# locked out (everything 401) and reached the operations' success paths; and the known failures
-# met, as curl commands.
+# locked out (everything 401) and reached the operations' success paths.
 ANSWERS: Counter[tuple[str, str, int]] = Counter()
-KNOWN_MET: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
-
-
-class KnownFailure(UserWarning):
-    """A 5xx listed in KNOWN_SERVER_ERRORS."""
-
 
 # The records the document's examples name, so that the examples phase reaches the success
 # paths of reads (random keys and names are almost never there).
@@ -135,9 +114,6 @@ def test_every_operation_answers_as_documented(case, node: Launch, _node_logs) -
         return
     response = case.call(base_url=node.url, headers=_auth(node), timeout=REQUEST_TIMEOUT_S)
     ANSWERS[(*operation, response.status_code)] += 1
-    if response.status_code >= 500 and operation in KNOWN_SERVER_ERRORS:
-        KNOWN_MET[operation].append(case.as_curl_command(base_url=node.url))
-        return
     case.validate_response(response, checks=CHECKS)
 
 
@@ -194,10 +170,3 @@ def test_the_fuzzer_kept_its_credential_and_reached_success_paths(node: Launch) 
     # operations that read no credential count against the anonymous rate.
     throttled = {(method, path) for method, path, status in ANSWERS if status == 429}
     assert throttled <= ANONYMOUS, sorted(ANSWERS.items())
-    for (method, path), reason in sorted(KNOWN_SERVER_ERRORS.items()):
-        cases = KNOWN_MET.get((method, path))
-        if cases:
-            message = f"{method} {path}: {len(cases)} answers 5xx ({reason}); e.g. {cases[0]}"
-        else:
-            message = f"{method} {path}: listed ({reason}) but answered no 5xx; remove it?"
-        warnings.warn(message, KnownFailure, stacklevel=1)
