@@ -582,6 +582,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """Give a user of a local cluster's node a new password (printed), running or not."""
+    data = Path(args.data).resolve()
+    node_dir = data / f"node{args.node}"
+    if not (node_dir / "kvsite.sqlite3").exists():
+        print(f"kvs: no node {args.node} under {data} (no {node_dir / 'kvsite.sqlite3'})",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kvsite.settings",
+        "KVS_DATA_DIR": str(node_dir),
+        "KVS_NODE_ID": f"node{args.node}",
+        # The running node's own sweep replicates the change; this process has no broker.
+        "KVS_PUSH_ON_COMMIT": "false",
+    }
+    secret = data / "cluster_secret"
+    if "KVS_CLUSTER_SECRET" not in os.environ and secret.exists():
+        env["KVS_CLUSTER_SECRET"] = secret.read_text().strip()
+    argv = _python("manage.py", "kvs_password", args.user, *(["--stdin"] if args.stdin else []))
+    return subprocess.run(argv, cwd=PROJECT_ROOT, env=env).returncode
+
+
 def _positive(text: str) -> int:
     """argparse type: an integer of at least 1."""
     value = int(text)
@@ -632,6 +655,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--workers", type=_positive, default=2, help="worker processes (default 2)")
     serve.set_defaults(handler=cmd_serve)
+    passwd = commands.add_parser(
+        "passwd",
+        help="Give a user (default root) of a local cluster a new password, printed once; it"
+        " replicates to every node. Works whether the cluster is running or not.",
+    )
+    passwd.add_argument("user", nargs="?", default="root", help="username (default root)")
+    passwd.add_argument("--data", default="./var/cluster", help="state directory (./var/cluster)")
+    passwd.add_argument("--node", type=_positive, default=1, help="node to change it on (1)")
+    passwd.add_argument("--stdin", action="store_true", help="read the new password from stdin")
+    passwd.set_defaults(handler=cmd_passwd)
     return parser
 
 
