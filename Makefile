@@ -17,7 +17,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 run: venv
 	$(BIN)/kvs up
 
-# Lint, then the suite on SQLite, then again on a throwaway PostgreSQL (when one can be started).
+# Lint, then the suite on SQLite, then again on a throwaway PostgreSQL (when one can be started):
+# the unit suite, and the multi-node tests whose locking and transactions differ by database.
+PG_INTEGRATION := tests/integration/test_replication.py
 test: venv lint test-sqlite test-postgres
 
 test-sqlite: venv
@@ -25,7 +27,7 @@ test-sqlite: venv
 
 test-postgres: venv
 	@if scripts/with-postgres true 2>/dev/null; then \
-		scripts/with-postgres $(BIN)/pytest -m "not integration"; \
+		scripts/with-postgres sh -c '$(BIN)/pytest -m "not integration" && $(BIN)/pytest $(PG_INTEGRATION)'; \
 	elif [ "$$CI" = "true" ]; then \
 		echo "test-postgres: PostgreSQL cannot be started here; under CI that is a failure" >&2; \
 		scripts/with-postgres true; exit 1; \

@@ -408,8 +408,13 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def plan_nodes(count: int, base_port: int, data: Path) -> list[Node]:
-    """The nodes to run, with their environment (secrets included) but without REDIS_URL."""
+def plan_nodes(
+    count: int, base_port: int, data: Path, *, database_url: str | None = None
+) -> list[Node]:
+    """The nodes to run, with their environment (secrets included) but without REDIS_URL.
+
+    With `database_url`, a PostgreSQL URL whose `{node}` names each node's own database, the
+    nodes keep their data there rather than in SQLite files under their directories."""
     secret = os.environ.get("KVS_CLUSTER_SECRET") or _persisted_secret(
         data / "cluster_secret", lambda: secrets.token_urlsafe(48)
     )
@@ -433,8 +438,39 @@ def plan_nodes(count: int, base_port: int, data: Path) -> list[Node]:
             "KVS_CLUSTER_SECRET": secret,
             "KVS_BOOTSTRAP_TOKEN": token,
         }
+        if database_url:
+            env["DATABASE_URL"] = database_url.replace("{node}", f"node{index}")
         nodes.append(Node(index, port, node_dir, env))
     return nodes
+
+
+DATABASE_URL_FILE = "database_url"
+
+
+def cluster_database_url(data: Path, given: str | None) -> str | None:
+    """The cluster's PostgreSQL URL template: `given` (then kept in DIR/database_url for later
+    starts and commands), else the one kept there, else None (SQLite)."""
+    path = data / DATABASE_URL_FILE
+    if given:
+        if "{node}" not in given or not given.startswith(("postgres://", "postgresql://")):
+            raise LaunchError("--database-url must be a postgres:// URL naming {node}")
+        _write_private(path, given)
+        return given
+    return path.read_text().strip() if path.exists() else None
+
+
+def database_create(url: str) -> None:
+    """Create the PostgreSQL database `url` names (UTF-8) if it does not exist yet."""
+    import psycopg
+    from psycopg import sql
+
+    name = url.rsplit("/", 1)[1].split("?", 1)[0]
+    server = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(server, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not found:
+            create = "CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0"
+            conn.execute(sql.SQL(create).format(sql.Identifier(name)))
 
 
 def start_redis(sup: Supervisor, node: Node, web_ports: range) -> str:
@@ -472,6 +508,8 @@ def start_node(sup: Supervisor, node: Node, *, workers: int, web_ports: range) -
     """Start one node (redis, migrate, bootstrap, web, worker); kvs_bootstrap's result."""
     if "REDIS_URL" not in os.environ:
         node.env["REDIS_URL"] = start_redis(sup, node, web_ports)
+    if node.env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        database_create(node.env["DATABASE_URL"])
     sup.run(node, "migrate", _python("manage.py", "migrate", "--noinput"))
     output = sup.run(
         node, "bootstrap", _python("manage.py", "kvs_bootstrap", "--json"), capture=True
@@ -549,7 +587,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     sup.install_signal_handlers()
     status = 1
     try:
-        nodes = plan_nodes(args.nodes, args.base_port, data)
+        database_url = cluster_database_url(data, args.database_url)
+        nodes = plan_nodes(args.nodes, args.base_port, data, database_url=database_url)
         boots = []
         for node in nodes:
             print(f"kvs: starting {node.name} on {node.url}", flush=True)
@@ -586,7 +625,8 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     """Give a user of a local cluster's node a new password (printed), running or not."""
     data = Path(args.data).resolve()
     node_dir = data / f"node{args.node}"
-    if not (node_dir / "kvsite.sqlite3").exists():
+    database_url = cluster_database_url(data, None)
+    if database_url is None and not (node_dir / "kvsite.sqlite3").exists():
         print(f"kvs: no node {args.node} under {data} (no {node_dir / 'kvsite.sqlite3'})",
               file=sys.stderr)  # fmt: skip
         return 1
@@ -598,6 +638,8 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         # The running node's own sweep replicates the change; this process has no broker.
         "KVS_PUSH_ON_COMMIT": "false",
     }
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url.replace("{node}", f"node{args.node}")
     secret = data / "cluster_secret"
     if "KVS_CLUSTER_SECRET" not in os.environ and secret.exists():
         env["KVS_CLUSTER_SECRET"] = secret.read_text().strip()
@@ -630,6 +672,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--base-port", type=int, default=8001, help="port of node 1 (default 8001)")
     up.add_argument("--data", default="./var/cluster", help="state directory (./var/cluster)")
     up.add_argument("--workers", type=_positive, default=2, help="web workers per node (default 2)")
+    up.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="keep each node's data in PostgreSQL: a postgres:// URL where {node} stands for the"
+        " node's name, e.g. postgres://kv@127.0.0.1/kvs_{node} (databases are created; the URL"
+        " is kept in DIR/database_url for later starts). Default: SQLite under DIR/nodeN",
+    )
     up.add_argument(
         "--restart",
         action=argparse.BooleanOptionalAction,

@@ -249,13 +249,20 @@ def kvs_up(
     start_deadline: float = START_DEADLINE_S,
 ) -> Iterator[Launch]:
     """Run `kvs up --nodes N [args]` on free ports until the block ends; then kill whatever is
-    left."""
+    left. With DATABASE_URL naming a PostgreSQL server, the nodes keep their data there."""
     assert KVS.exists(), f"{KVS} is missing: run `.venv/bin/pip install -e . --no-deps`"
     data, port, token = tmp_path / "cluster", free_ports(nodes), "kvs_" + secrets.token_urlsafe(32)
     child_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     child_env.update(KVS_BOOTSTRAP_TOKEN=token, **(env or {}))
     argv = [str(KVS), "up", "--nodes", str(nodes), "--base-port", str(port), "--data", str(data)]
     argv += args
+    server = os.environ.get("DATABASE_URL", "")
+    if server.startswith(("postgres://", "postgresql://")) and "--database-url" not in args:
+        # Under scripts/with-postgres: each node gets a database of its own on that server.
+        argv += [
+            "--database-url",
+            f"{server.rsplit('/', 1)[0]}/kvs_{secrets.token_hex(4)}_{{node}}",
+        ]
     proc = subprocess.Popen(
         argv,
         env=child_env,
