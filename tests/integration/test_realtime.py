@@ -184,7 +184,7 @@ def test_a_token_revoked_on_one_node_closes_its_sockets_on_another_with_4401(clu
         try:
             for who in ("doomed", "kept"):
                 assert (await next_frame(sockets[who, "watch"]))["type"] == "ready"
-            await asyncio.to_thread(subscribed, cluster, topic, {2: 2})
+            await asyncio.to_thread(subscribed, cluster, topic, 2)
             with api(cluster, 1) as node1:
                 assert node1.delete(f"/api/v1/tokens/{listed['id']}").status_code == 204
             for kind in ("watch", "pubsub"):  # on node2, open before the revocation
@@ -445,7 +445,7 @@ def test_bodies_keys_and_frames_are_checked_at_the_door_over_real_http(cluster: 
         url = ws_url(cluster, 2, f"/ws/v1/pubsub/door/news?token={cluster.token}")
         publisher_url = ws_url(cluster, 1, f"/ws/v1/pubsub/door/news?token={cluster.token}")
         async with websockets.connect(url) as subscriber, websockets.connect(publisher_url) as pub:
-            await asyncio.to_thread(subscribed, cluster, "door/news", {1: 1, 2: 1})
+            await asyncio.to_thread(subscribed, cluster, "door/news", 2)
             with api(cluster, 1) as node1:
                 for method, path in (
                     ("PUT", "/api/v1/kv/al/%FF%FE"),
