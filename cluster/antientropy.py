@@ -43,14 +43,15 @@ class SyncReport:
     pushed: int = 0
 
 
-class _Counted:
-    """A transport wrapper that counts messages and JSON bytes both ways."""
+class _Link:
+    """The transport to one peer, counting messages and JSON bytes both ways."""
 
-    def __init__(self, transport: Transport, report: SyncReport) -> None:
+    def __init__(self, transport: Transport, report: SyncReport, url: str, node_id: str) -> None:
         self._transport, self._report = transport, report
+        self._url, self._node_id = url, node_id
 
-    def send(self, url: str, path: str, payload: dict) -> dict:
-        answer = self._transport.send(url, path, payload)
+    def send(self, path: str, payload: dict) -> dict:
+        answer = self._transport.send(self._url, path, payload, to=self._node_id)
         self._report.messages += 1
         self._report.bytes_sent += len(orjson.dumps(payload))
         self._report.bytes_received += len(orjson.dumps(answer))
@@ -66,11 +67,12 @@ def digest_order(digest: Digest) -> tuple[int, int, int]:
 # --- The asking side -----------------------------------------------------------------------------
 
 
-def merkle_sync(transport: Transport, peer_url: str) -> SyncReport:
-    """Make this node and the peer agree; safe to repeat (applying is idempotent)."""
+def merkle_sync(transport: Transport, peer_url: str, *, peer_id: str) -> SyncReport:
+    """Make this node and the peer `peer_id` at `peer_url` agree; safe to repeat (applying is
+    idempotent)."""
     report = SyncReport()
-    link = _Counted(transport, report)
-    buckets = _differing_buckets(link, peer_url, selectors.merkle_leaves(), report)
+    link = _Link(transport, report, peer_url, peer_id)
+    buckets = _differing_buckets(link, selectors.merkle_leaves(), report)
     if buckets is None:
         report.equal = True
         return report
@@ -78,21 +80,19 @@ def merkle_sync(transport: Transport, peer_url: str) -> SyncReport:
     for start in range(0, len(buckets), BUCKETS_PER_MESSAGE):
         chunk = buckets[start : start + BUCKETS_PER_MESSAGE]
         mine = selectors.bucket_digests(buckets=chunk)
-        answer = link.send(peer_url, DIGESTS_PATH, {"buckets": chunk, "digests": mine})
+        answer = link.send(DIGESTS_PATH, {"buckets": chunk, "digests": mine})
         theirs = [Version.from_wire(v) for v in answer["versions"]]
         report.pulled += services.versions_apply(theirs)
-        report.pushed += _push_keys(link, peer_url, answer["want"])
+        report.pushed += _push_keys(link, answer["want"])
     return report
 
 
-def _differing_buckets(
-    link: _Counted, peer_url: str, leaves: dict[int, str], report: SyncReport
-) -> list[int] | None:
+def _differing_buckets(link: _Link, leaves: dict[int, str], report: SyncReport) -> list[int] | None:
     """The buckets whose hashes differ from the peer's, or None when the roots agree."""
     level, nodes = 0, [0]
     depth = tree_depth()
     while True:
-        answer = link.send(peer_url, MERKLE_PATH, {"level": level, "nodes": nodes})
+        answer = link.send(MERKLE_PATH, {"level": level, "nodes": nodes})
         report.peer_syncing = report.peer_syncing or bool(answer.get("syncing"))
         differing = [
             node
@@ -107,11 +107,11 @@ def _differing_buckets(
         nodes = [child for node in differing for child in node_children(node)]
 
 
-def _push_keys(link: _Counted, peer_url: str, keys: list[str]) -> int:
+def _push_keys(link: _Link, keys: list[str]) -> int:
     pushed = 0
     for start in range(0, len(keys), VERSIONS_PER_MESSAGE):
         versions = selectors.versions_of(keys=keys[start : start + VERSIONS_PER_MESSAGE])
-        link.send(peer_url, VERSIONS_PATH, {"versions": [v.as_wire() for v in versions]})
+        link.send(VERSIONS_PATH, {"versions": [v.as_wire() for v in versions]})
         pushed += len(versions)
     return pushed
 

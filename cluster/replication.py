@@ -78,7 +78,7 @@ def _push_from_cursor(transport: Transport, peer: MemberState) -> int:
             return sent
         batch = [Version.of(e).as_wire() for e in changed if e.origin != peer.node_id]
         for chunk in _by_size(batch, settings.KVS_PUSH_BATCH_BYTES):
-            transport.send(peer.url, VERSIONS_PATH, {"versions": chunk})
+            transport.send(peer.url, VERSIONS_PATH, {"versions": chunk}, to=peer.node_id)
             sent += len(chunk)
         cursor_advance(peer.node_id, last)
         cursor = last

@@ -41,11 +41,15 @@ class InternalApi(APIView):
     authentication_classes = [SignedNodeAuthentication]
     permission_classes = [IsSignedNode]
     throttle_classes: list = []
+    accepts_any_target = False  # only requests signed for this node's id
 
 
 @extend_schema(exclude=True)
 class GossipApi(InternalApi):
-    """pushPull: the sender's member table in, ours out."""
+    """pushPull: the sender's member table in, ours out. The one endpoint that accepts a request
+    signed for any node (`*`): a joining node does not know its seed's id yet."""
+
+    accepts_any_target = True
 
     def post(self, request):
         try:

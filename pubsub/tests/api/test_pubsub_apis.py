@@ -8,6 +8,7 @@ import orjson
 import pytest
 from channels.db import database_sync_to_async
 
+from cluster.node import local_node
 from cluster.signing import sign_request
 from kv.hlc import wall_ms
 from kv.tests.api.helpers import assert_error
@@ -108,7 +109,13 @@ def test_topics_list_needs_the_pubsub_scope(make_client, anon):
 def forward(client, messages, *, secret: str = SECRET):
     body = orjson.dumps({"messages": messages})
     headers = sign_request(
-        secret, node_id="node2", method="POST", path=PUBSUB_PATH, body=body, now=wall_ms()
+        secret,
+        node_id="node2",
+        target=local_node().node_id,
+        method="POST",
+        path=PUBSUB_PATH,
+        body=body,
+        now=wall_ms(),
     )
     extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
     return client.generic("POST", PUBSUB_PATH, body, content_type="application/json", **extra)
