@@ -19,6 +19,9 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.dateparse import parse_datetime
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 
 from accounts.models import ApiToken, User
 from kv.keys import prefix_successor
@@ -27,6 +30,7 @@ from kv.services import SYSTEM_PREFIX, system_record_put
 from kv.signals import entry_applied
 
 USERS, GROUPS, TOKENS, ACL, SCHEMAS = "users", "groups", "tokens", "acl", "schemas"
+RECORD_KINDS = frozenset((USERS, GROUPS, TOKENS, ACL, SCHEMAS))
 _USER_FIELDS = (
     "email", "password", "first_name", "last_name", "is_superuser", "is_staff", "is_active"
 )  # fmt: skip
@@ -269,3 +273,121 @@ _MATERIALIZERS = {
     ACL: _rule_materialize,
     SCHEMAS: _schema_materialize,
 }
+
+
+# --- Checking a record from a peer ---------------------------------------------------------------
+
+
+def _fits(model, field: str, value: object, *, null: bool = False) -> bool:
+    """Whether `value` can be stored in the text column `field` of `model`."""
+    if value is None:
+        return null
+    limit = model._meta.get_field(field).max_length
+    return isinstance(value, str) and (limit is None or len(value) <= limit)
+
+
+def _moment(value: object, *, null: bool = False) -> bool:
+    if value is None:
+        return null
+    try:
+        return isinstance(value, str) and parse_datetime(value) is not None
+    except ValueError:
+        return False
+
+
+def _user_problem(name: str, record: dict) -> str | None:
+    if record["username"] != name:
+        return "the username is not the record's name"
+    for field in ("email", "password", "first_name", "last_name"):
+        if not _fits(User, field, record[field]):
+            return f"{field} is not text of the column's length"
+    for field in ("is_superuser", "is_staff", "is_active"):
+        if not isinstance(record[field], bool):
+            return f"{field} is not true or false"
+    if not _moment(record["date_joined"]):
+        return "date_joined is not an ISO date-time"
+    groups = record["groups"]
+    if not isinstance(groups, list) or not all(_fits(Group, "name", g) for g in groups):
+        return "groups is not a list of group names"
+    return None
+
+
+def _group_problem(name: str, record: dict) -> str | None:
+    return None if record["name"] == name else "the name is not the record's name"
+
+
+def _token_problem(name: str, record: dict) -> str | None:
+    if record["id"] != name:
+        return "the id is not the record's name"
+    checks = [
+        ("user", _fits(User, "username", record["user"])),
+        ("name", _fits(ApiToken, "name", record["name"])),
+        ("secret_hash", _fits(ApiToken, "secret_hash", record["secret_hash"])),
+        ("prefix", _fits(ApiToken, "prefix", record["prefix"], null=True)),
+    ]
+    for field, ok in checks:
+        if not ok:
+            return f"{field} is not text of the column's length"
+    scopes = record["scopes"]
+    if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+        return "scopes is not a list of scope names"
+    for field, null in (("created_at", False), ("expires_at", True), ("revoked_at", True)):
+        if not _moment(record[field], null=null):
+            return f"{field} is not an ISO date-time{' or null' if null else ''}"
+    return None
+
+
+def _rule_problem(name: str, record: dict) -> str | None:
+    if record["prefix"] != name:
+        return "the prefix is not the record's name"
+    for field in ("owner", "group"):
+        if not _fits(AclRule, field, record[field], null=True):
+            return f"{field} is not null or a name of the column's length"
+    mode = record["mode"]
+    if type(mode) is not int or not 0 <= mode <= 0o7777:
+        return "mode is not an integer from 0 to 4095"
+    return None
+
+
+def _schema_problem(name: str, record: dict) -> str | None:
+    if record["prefix"] != name:
+        return "the prefix is not the record's name"
+    schema = record["schema"]
+    if not isinstance(schema, dict | bool):
+        return "schema is not a JSON Schema (an object, true or false)"
+    try:
+        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+    except SchemaError as error:
+        return f"schema is no valid JSON Schema at {error.json_path}"
+    return None
+
+
+_RECORD_FIELDS = {
+    USERS: frozenset((*_USER_FIELDS, "username", "date_joined", "groups")),
+    GROUPS: frozenset(("name",)),
+    TOKENS: frozenset(
+        ("id", "user", "name", "secret_hash", "scopes", "prefix")
+        + ("created_at", "expires_at", "revoked_at")
+    ),
+    ACL: frozenset(("prefix", "owner", "group", "mode")),
+    SCHEMAS: frozenset(("prefix", "schema")),
+}
+_RECORD_PROBLEMS = {
+    USERS: _user_problem,
+    GROUPS: _group_problem,
+    TOKENS: _token_problem,
+    ACL: _rule_problem,
+    SCHEMAS: _schema_problem,
+}
+
+
+def record_validate(kind: str, name: str, record: object) -> str | None:
+    """Why the parsed value of the record `_sys/<kind>/<name>` could not be materialized (None:
+    it can be): the fields its kind has, each of the type and length its table column takes."""
+    expected = _RECORD_FIELDS[kind]
+    if not isinstance(record, dict):
+        return f"a {kind} record is a JSON object"
+    if record.keys() != expected:
+        odd = sorted((expected - record.keys()) or (record.keys() - expected))
+        return f"a {kind} record has exactly the fields {sorted(expected)} (not so: {odd[0]})"
+    return _RECORD_PROBLEMS[kind](name, record)
