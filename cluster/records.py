@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 import orjson
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.utils.dateparse import parse_datetime
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -106,22 +106,69 @@ def _on_user_deleted(sender, instance: User, **kwargs) -> None:
 
 
 def _on_membership_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
-    if not _mirroring() or not action.startswith("post_"):
+    if not _mirroring():
         return
-    users = User.objects.filter(pk__in=pk_set or []) if reverse else [instance]
-    if reverse and action == "post_clear":
-        return  # Django gives no pk_set here; group deletion tombstones the group instead
+    if reverse and action == "pre_clear":  # Django names no users for a group's clear: note them
+        instance._kvs_cleared = list(instance.user_set.values_list("pk", flat=True))
+        return
+    if not action.startswith("post_"):
+        return
+    if reverse:
+        pks = getattr(instance, "_kvs_cleared", []) if action == "post_clear" else pk_set or []
+        users = User.objects.filter(pk__in=pks)
+    else:
+        users = [instance]
     for user in users:
         _publish(USERS, user.username, user_record(user))
 
 
-def _on_group_saved(sender, instance: Group, **kwargs) -> None:
-    if _mirroring():
-        _publish(GROUPS, instance.name, {"name": instance.name})
+def _group_in_records(old: str, new: str | None) -> None:
+    """Replace the group `old` by `new` (None: remove it) in every user record listing it.
+
+    Group deletion (and renaming) removes memberships without Django's m2m signal, and
+    peers materialize memberships from user records: a record still listing the group would
+    make its user a member again when a group of that name is created anywhere. The record is
+    edited as stored, so its other fields stay as the cluster last wrote them."""
+    prefix = record_key(USERS, "")
+    listing = Entry.objects.filter(
+        key__gte=prefix,
+        key__lt=prefix_successor(prefix),
+        deleted=False,
+        value__contains=orjson.dumps(old).decode(),
+    ).values_list("key", "value")
+    for key, value in listing:
+        record = orjson.loads(value)
+        if old not in record.get("groups", []):
+            continue
+        groups = [g for g in record["groups"] if g != old]
+        if new is not None and new not in groups:
+            groups.append(new)
+        _publish(USERS, _parse_key(key)[1], {**record, "groups": sorted(groups)})
+
+
+def _on_group_changing(sender, instance: Group, **kwargs) -> None:
+    """Note the name a group had, so that a rename can be mirrored."""
+    if _mirroring() and instance.pk is not None:
+        instance._kvs_old_name = (
+            Group.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+        )
+
+
+def _on_group_saved(sender, instance: Group, created: bool = False, **kwargs) -> None:
+    if not _mirroring():
+        return
+    old = getattr(instance, "_kvs_old_name", None)
+    if old is not None and old != instance.name:
+        _group_in_records(old, instance.name)
+        _publish(GROUPS, old, None)
+    if created:
+        _group_in_records(instance.name, None)  # a new group has no members yet, anywhere
+    _publish(GROUPS, instance.name, {"name": instance.name})
 
 
 def _on_group_deleted(sender, instance: Group, **kwargs) -> None:
     if _mirroring():
+        _group_in_records(instance.name, None)
         _publish(GROUPS, instance.name, None)
 
 
@@ -168,6 +215,7 @@ def connect_mirrors() -> None:
     ):
         post_save.connect(saved, sender=model, dispatch_uid=f"kvs-mirror-save-{model.__name__}")
         post_delete.connect(deleted, sender=model, dispatch_uid=f"kvs-mirror-del-{model.__name__}")
+    pre_save.connect(_on_group_changing, sender=Group, dispatch_uid="kvs-mirror-group-rename")
     m2m_changed.connect(
         _on_membership_changed, sender=User.groups.through, dispatch_uid="kvs-mirror-groups"
     )
