@@ -121,7 +121,7 @@ def _digest_messages(buckets: list[int]) -> Iterator[tuple[list[int], list[Diges
         mine: list[Digest] = []
         size = 0
         for bucket, digests in by_bucket.items():
-            weight = sum(len(d[0]) + DIGEST_OVERHEAD for d in digests)
+            weight = 6 + sum(len(d[0].encode()) + DIGEST_OVERHEAD for d in digests)
             if chunk and size + weight > budget:
                 yield chunk, mine
                 chunk, mine, size = [], [], 0

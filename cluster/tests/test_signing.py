@@ -24,7 +24,7 @@ from cluster.signing import (
     verify_request,
     verify_response,
 )
-from cluster.transport import HttpTransport, TransportError
+from cluster.transport import HttpTransport, TransportError, node_id_at
 from kv.hlc import wall_ms
 
 SECRET = "the-cluster-secret-0123456789"
@@ -310,7 +310,7 @@ def through_django_client(request: httpx.Request) -> httpx.Response:
         request.method,
         request.url.raw_path.decode(),
         request.content,
-        content_type=request.headers["content-type"],
+        content_type=request.headers.get("content-type", "application/octet-stream"),
         **extra,
     )
     return httpx.Response(
@@ -442,3 +442,22 @@ def test_a_malformed_forget_is_refused(client, node, payload):
     response = post(client, payload, signed(payload, path=FORGET), path=FORGET)
     assert response.status_code == 400 and "detail" in response.json()
     assert Member.objects.filter(node_id="node3").exists()
+
+
+# --- a node that is not a member: its id from /health --------------------------------------------
+
+
+def test_node_id_at_reads_the_id_a_node_states_on_its_health(node):
+    client = httpx.Client(transport=httpx.MockTransport(through_django_client))
+    assert node_id_at("http://testserver", client=client) == "node1"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.Response(503), httpx.Response(200, content=b"<html>"), httpx.Response(200, json=[])],
+    ids=["503", "not JSON", "no id"],
+)
+def test_node_id_at_fails_cleanly_without_a_stated_id(answer):
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+    with pytest.raises(TransportError):
+        node_id_at("http://peer", client=client)

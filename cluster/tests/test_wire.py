@@ -321,3 +321,51 @@ def test_depth_of_counts_nesting_without_recursion():
     for _ in range(100_000):
         deep = [deep]
     assert depth_of(deep) == 100_001
+
+
+def test_a_walk_where_every_leaf_differs_stays_within_what_peers_accept():
+    from cluster.wire import digests_request_parse, merkle_request_parse
+
+    services.entry_put(key="one", value="1")
+    asked: dict[str, list[int]] = {MERKLE_PATH: [], DIGESTS_PATH: []}
+
+    class EverythingDiffers:
+        """A peer whose every tree node differs from ours; it checks what it is sent as the
+        endpoints do."""
+
+        def send(self, url, path, payload, *, to):
+            payload = orjson.loads(orjson.dumps(payload))  # as on the wire
+            if path == MERKLE_PATH:
+                _, nodes = merkle_request_parse(payload)
+                asked[path].append(len(nodes))
+                return {"hashes": ["f" * 32] * len(nodes)}
+            if path == DIGESTS_PATH:
+                buckets, _ = digests_request_parse(payload)
+                asked[path].append(len(buckets))
+                return {"versions": [], "want": []}
+            return {"applied": 0}
+
+    report = merkle_sync(EverythingDiffers(), "http://peer", peer_id="peer")
+    assert asked[MERKLE_PATH] == [1, 16, 256, 4096]
+    assert asked[DIGESTS_PATH] == [256] * 16 and len(report.buckets) == 4096
+
+
+def test_digests_of_crowded_buckets_go_in_messages_below_the_size_limit(settings):
+    from cluster.wire import digests_request_parse
+
+    settings.KVS_PUSH_BATCH_BYTES = 2_000
+    services.versions_apply(
+        [Version(f"k{i}", uuid.uuid4(), 1, "n", 1, value="1") for i in range(60)]
+    )
+    sizes = []
+
+    class Peer:
+        def send(self, url, path, payload, *, to):
+            if path == MERKLE_PATH:
+                return {"hashes": ["f" * 32] * len(payload["nodes"])}
+            digests_request_parse(orjson.loads(orjson.dumps(payload)))
+            sizes.append(len(orjson.dumps(payload)))
+            return {"versions": [], "want": []}
+
+    merkle_sync(Peer(), "http://peer", peer_id="peer")
+    assert len(sizes) > 16 and max(sizes) < 2 * 3_000
