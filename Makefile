@@ -26,6 +26,9 @@ test-sqlite: venv
 test-postgres: venv
 	@if scripts/with-postgres true 2>/dev/null; then \
 		scripts/with-postgres $(BIN)/pytest -m "not integration"; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "test-postgres: PostgreSQL cannot be started here; under CI that is a failure" >&2; \
+		scripts/with-postgres true; exit 1; \
 	else \
 		echo "test-postgres: no PostgreSQL binaries here (apt-get install postgresql); skipped"; \
 	fi

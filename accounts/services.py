@@ -16,13 +16,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from kv.keys import prefix_validate
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput
 
-from .authentication import PASSWORD_CLAIM, jwt_password_stamp, jwt_user
+from .authentication import PASSWORD_CLAIM, jwt_password_stamp, jwt_user, jwt_verify
 from .models import ApiToken, User
 from .permissions import Credential
 from .scopes import ALL, scopes_unknown
@@ -47,6 +46,15 @@ def _last_superuser_guard(user: User) -> None:
         raise Conflict(f"{user.username!r} is the last active superuser.")
 
 
+def _staff_check(*, is_superuser: bool, is_staff: bool | None) -> bool:
+    """The user's staff flag: as given, else as `is_superuser`; a superuser is always staff."""
+    if is_staff is None:
+        return is_superuser
+    if is_superuser and not is_staff:
+        raise InvalidInput("A superuser is always staff: give is_staff true, or leave it out.")
+    return is_staff
+
+
 def _password_set(user: User, password: str) -> None:
     """Set `password` on the unsaved `user` once Django's password validators accept it."""
     try:
@@ -64,16 +72,22 @@ def user_create(
     email: str = "",
     groups: list[str] | None = None,
     is_superuser: bool = False,
+    is_staff: bool | None = None,
     credential: Credential | None = None,
 ) -> User:
-    """Create a user; without a password they can use API tokens but not log in."""
+    """Create a user; without a password they can use API tokens but not log in.
+
+    Staff may log in to the admin (with no more rights there than their login has on the API);
+    superusers always are staff, and `is_staff` left out follows `is_superuser`.
+    """
     if is_superuser:
         _superuser_required(credential, "create a superuser")
+    is_staff = _staff_check(is_superuser=is_superuser, is_staff=is_staff)
     username = User.normalize_username(username)
     if User.objects.filter(username=username).exists():
         raise Conflict(f"A user named {username!r} already exists.")
     member_of = groups_named(names=groups or [])
-    user = User(username=username, email=email, is_superuser=is_superuser, is_staff=is_superuser)
+    user = User(username=username, email=email, is_superuser=is_superuser, is_staff=is_staff)
     if password is None:
         user.set_unusable_password()
     else:
@@ -96,11 +110,20 @@ def user_update(
     groups: list[str] | None = None,
     is_active: bool | None = None,
     is_superuser: bool | None = None,
+    is_staff: bool | None = None,
     credential: Credential | None = None,
 ) -> User:
-    """Change the given fields of `user` (None: unchanged); `groups` replaces the membership."""
+    """Change the given fields of `user` (None: unchanged); `groups` replaces the membership.
+
+    A change of `is_superuser` carries `is_staff` along unless `is_staff` is given too.
+    """
     if user.is_superuser or is_superuser:
         _superuser_required(credential, "change a superuser or make one")
+    superuser = user.is_superuser if is_superuser is None else is_superuser
+    if is_staff is None and is_superuser is not None:
+        is_staff = is_superuser
+    if is_staff is not None:
+        is_staff = _staff_check(is_superuser=superuser, is_staff=is_staff)
     if user.is_superuser and user.is_active and (is_active is False or is_superuser is False):
         _last_superuser_guard(user)
     member_of = groups_named(names=groups) if groups is not None else None
@@ -115,8 +138,11 @@ def user_update(
         user.is_active = is_active
         changed.append("is_active")
     if is_superuser is not None:
-        user.is_superuser = user.is_staff = is_superuser
-        changed += ["is_superuser", "is_staff"]
+        user.is_superuser = is_superuser
+        changed.append("is_superuser")
+    if is_staff is not None:
+        user.is_staff = is_staff
+        changed.append("is_staff")
     if changed:
         user.save(update_fields=changed)
     if member_of is not None:
@@ -270,10 +296,7 @@ def jwt_login(*, username: str, password: str, request=None) -> dict[str, str]:
 
 def jwt_refresh(*, refresh: str) -> dict[str, str]:
     """`{"access"}`: a new access JWT for a valid refresh JWT whose user may still log in."""
-    try:
-        token = RefreshToken(refresh)
-    except TokenError as exc:
-        raise AuthenticationFailed(f"Invalid refresh JWT: {exc}.") from None
+    token = jwt_verify(RefreshToken, refresh, what="refresh JWT")
     jwt_user(token)  # still there, active, same password
     return {"access": str(token.access_token)}
 

@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from kv.hlc import wall_ms
+from accounts.admin_access import ScopedAdmin, admin_grants
+from accounts.scopes import READ
 from kv.selectors import store_state
+from kvsite.admin_site import admin_age, admin_time
 from kvsite.exceptions import KvsError
 
 from .antientropy import MERKLE_PATH
@@ -19,6 +21,7 @@ from .models import Member
 from .transport import HttpTransport, TransportError
 
 ROOT_TIMEOUT_S = 1.0
+ADMIN_CLUSTER = "admin:cluster"
 _page = threading.local()
 
 
@@ -48,14 +51,42 @@ def _roots(members: list[Member]) -> dict[str, str]:
         return dict(pool.map(ask, alive))
 
 
-@admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
-    """Read-only view of the member table; membership changes only through gossip, and through
-    forgetting a dead or departed member (as `DELETE /api/v1/cluster/members/{id}`)."""
+def moment_and_age(ms: int | None) -> str:
+    """'2026-12-01 18:34:05 UTC (4.2 s ago)', or 'never'."""
+    if not ms:
+        return "never"
+    return f"{admin_time(ms)} ({admin_age(ms)})"
 
+
+@admin.register(Member)
+class MemberAdmin(ScopedAdmin, admin.ModelAdmin):
+    """Read-only view of the member table (for anyone who may read, as `GET
+    /api/v1/cluster/members`); membership changes only through gossip, and through forgetting a
+    dead or departed member (admin:cluster, as `DELETE /api/v1/cluster/members/{id}`)."""
+
+    action_scopes = {"view": READ}
     actions = ["forget_members"]
-    list_display = ("node_id", "url", "status_badge", "last_seen_age", "incarnation", "root")
+    list_display = (
+        "node_id",
+        "url",
+        "status_badge",
+        "last_seen_age",
+        "joined",
+        "incarnation",
+        "root",
+    )
     ordering = ("node_id",)
+    fields = (
+        "node_id",
+        "url",
+        "status",
+        "incarnation",
+        "heartbeat",
+        "joined",
+        "last_seen_at",
+        "status_changed",
+    )
+    readonly_fields = fields
 
     def changelist_view(self, request, extra_context=None):
         roots = _roots(list(Member.objects.all()))
@@ -82,7 +113,20 @@ class MemberAdmin(admin.ModelAdmin):
     def last_seen_age(self, member: Member) -> str:
         if not member.last_seen:
             return "never"
-        return f"{max(0, wall_ms() - member.last_seen) / 1000:.1f} s ago"
+        return format_html('<span title="{}">{}</span>', admin_time(member.last_seen),
+                           admin_age(member.last_seen))  # fmt: skip
+
+    @admin.display(description="joined", ordering="joined_at")
+    def joined(self, member: Member) -> str:
+        return admin_time(member.joined_at) if member.joined_at else "—"
+
+    @admin.display(description="last seen")
+    def last_seen_at(self, member: Member) -> str:
+        return moment_and_age(member.last_seen)
+
+    @admin.display(description="status changed")
+    def status_changed(self, member: Member) -> str:
+        return moment_and_age(member.status_changed_at)
 
     @admin.display(description="merkle root")
     def root(self, member: Member) -> str:
@@ -91,7 +135,7 @@ class MemberAdmin(admin.ModelAdmin):
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        if not request.user.is_superuser:  # the API's admin:cluster, which only they hold
+        if not admin_grants(request, ADMIN_CLUSTER):  # only superusers' sessions hold it
             actions.pop("forget_members", None)
         return actions
 

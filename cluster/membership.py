@@ -202,6 +202,21 @@ def member_leave(table: MemberTable, *, now: int) -> MemberState:
     return me
 
 
+def member_rejoin(table: MemberTable, *, now: int) -> MemberState:
+    """Come back after leaving: alive at a new incarnation, which beats our own `left` one.
+
+    Peers that still list us `left` accept the higher incarnation; peers that forgot us take us
+    as a new member. `last_seen` stays as it was, so that our first round after the absence does
+    not judge peers by it.
+    """
+    me = table.me
+    if me.status != LEFT:
+        return me
+    me = replace(me, incarnation=me.incarnation + 1, status=ALIVE, status_changed_at=now)
+    table.put(me)
+    return me
+
+
 def member_forget(table: MemberTable, *, node_id: str, incarnation: int | None = None) -> bool:
     """Forget `node_id` if it is dead or left (at most at `incarnation`, when given): whether it
     was. Ourselves, a live member and one that came back at a higher incarnation are kept."""

@@ -7,14 +7,16 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from kv.hlc import wall_ms
 
-from .models import LocalNode
+from .models import LocalNode, Member
 
 MODE_NORMAL = "normal"
 MODE_READ_ONLY = "read-only"
 MODE_SYNCING = "syncing"
+MODE_LEFT = "left"
 
 
 @dataclass(frozen=True)
@@ -40,41 +42,71 @@ def local_node() -> NodeIdentity:
     return NodeIdentity(node_id=row.node_id, joined_at=row.joined_at)
 
 
-# (monotonic deadline, syncing): the flag is read at most once a second per process.
-_syncing_seen: tuple[float, bool] = (0.0, False)
-SYNCING_RECHECK_S = 1.0
+@dataclass(frozen=True)
+class NodeFlags:
+    """What this node's mode is made of, besides settings."""
+
+    syncing: bool = False  # in its first sync, or catching up after a rejoin
+    left: bool = False  # its own member row is `left`: out of the cluster until it restarts
+
+
+# (monotonic deadline, flags): the flags are read at most once a second per process.
+_flags_seen: tuple[float, NodeFlags] = (0.0, NodeFlags())
+FLAGS_RECHECK_S = 1.0
+
+
+def _flags() -> NodeFlags:
+    """This node's flags, from one query at most every FLAGS_RECHECK_S per process (while
+    syncing, every time: the end of the sync must show at once)."""
+    global _flags_seen
+    deadline, flags = _flags_seen
+    now = time.monotonic()
+    if now >= deadline or flags.syncing:
+        me = Member.objects.filter(node_id=OuterRef("node_id"), status=Member.Status.LEFT)
+        row = (
+            LocalNode.objects.filter(pk=1)
+            .annotate(left=Exists(me))
+            .values_list("syncing", "left")
+            .first()
+        )
+        flags = NodeFlags(*row) if row is not None else NodeFlags()
+        _flags_seen = (now + FLAGS_RECHECK_S, flags)
+    return flags
 
 
 def node_syncing() -> bool:
-    """Whether this node is still in its first sync (a "no" is cached for SYNCING_RECHECK_S)."""
-    global _syncing_seen
-    deadline, syncing = _syncing_seen
-    now = time.monotonic()
-    if now >= deadline or syncing:  # while syncing, look every time: the end must show at once
-        syncing = LocalNode.objects.filter(pk=1, syncing=True).exists()
-        _syncing_seen = (now + SYNCING_RECHECK_S, syncing)
-    return syncing
+    """Whether this node is syncing: its first sync, or the catch-up after a rejoin."""
+    return _flags().syncing
 
 
 def node_syncing_set(syncing: bool) -> None:
     """Enter or leave `syncing` mode (client writes answer 503 while syncing)."""
-    global _syncing_seen
     local_node()
     LocalNode.objects.filter(pk=1).update(syncing=syncing)
-    _syncing_seen = (time.monotonic() + SYNCING_RECHECK_S, syncing)
+    node_flags_recheck()
+
+
+def node_flags_recheck() -> None:
+    """Read the flags again on next use (after this process changed them)."""
+    global _flags_seen
+    _flags_seen = (0.0, _flags_seen[1])
 
 
 def node_mode() -> str:
-    """`read-only` if configured so, `syncing` until the first full sync, else `normal`."""
+    """`left` once this node has left the cluster, `read-only` if configured so, `syncing`
+    until the first full sync (or the catch-up after a rejoin), else `normal`."""
+    flags = _flags()
+    if flags.left:
+        return MODE_LEFT
     if settings.KVS_READ_ONLY:
         return MODE_READ_ONLY
-    if node_syncing():
+    if flags.syncing:
         return MODE_SYNCING
     return MODE_NORMAL
 
 
 def node_cache_clear() -> None:
     """Forget the cached identity and mode (tests, and after the node's rows change under us)."""
-    global _syncing_seen
+    global _flags_seen
     local_node.cache_clear()
-    _syncing_seen = (0.0, False)
+    _flags_seen = (0.0, NodeFlags())

@@ -88,6 +88,7 @@ def _push_from_cursor(transport: Transport, peer: MemberState) -> int:
 
 
 PUSH_PENDING = "kvs:push:pending"
+PUSH_PENDING_S = 5.0  # a queued push that has not started by then is dropped (with no sweep)
 
 
 _peers_seen: tuple[float, bool] = (0.0, False)
@@ -113,8 +114,9 @@ def _enqueue_push() -> None:
 
     if not _peers_alive():
         return
-    if cache.add(PUSH_PENDING, 1, timeout=settings.KVS_PUSH_INTERVAL * 5):
-        replicate_push_all.apply_async(expires=settings.KVS_PUSH_INTERVAL * 5)
+    pending_s = settings.KVS_PUSH_INTERVAL * 5 or PUSH_PENDING_S
+    if cache.add(PUSH_PENDING, 1, timeout=pending_s):
+        replicate_push_all.apply_async(expires=pending_s)
 
 
 _push_soon = Debounce(_enqueue_push, delay_s=0.025)

@@ -7,7 +7,7 @@ import random
 from kv.hlc import wall_ms
 
 from .config import Config
-from .membership import ALIVE, STATUSES, MemberState
+from .membership import ALIVE, LEFT, STATUSES, SUSPECT, MemberState
 from .models import Member
 from .store import member_state
 
@@ -32,10 +32,39 @@ def members_count() -> dict[str, int]:
 
 
 def members_alive() -> list[MemberState]:
-    """The peers (not this node) currently believed alive."""
+    """The peers this node exchanges data with: those believed alive, none once it has left."""
+    return _peers(ALIVE)
+
+
+def members_live() -> list[MemberState]:
+    """The peers believed alive or suspect (none once this node has left): whom a cluster-wide
+    view asks."""
+    return _peers(ALIVE, SUSPECT)
+
+
+def _peers(*statuses: str) -> list[MemberState]:
     node_id = Config.from_settings().node_id
-    rows = Member.objects.filter(status=ALIVE).exclude(node_id=node_id)
-    return [member_state(row) for row in rows]
+    rows = list(Member.objects.filter(status__in=[*statuses, LEFT]))
+    if any(row.node_id == node_id and row.status == LEFT for row in rows):
+        return []  # we left: no data goes to or comes from anyone
+    return [member_state(r) for r in rows if r.node_id != node_id and r.status in statuses]
+
+
+def peer_refusal(node_id: str) -> tuple[str, str] | None:
+    """Why this node will not exchange data with the peer `node_id` now, as (code, detail), or
+    None if it will: this node has left, or the peer left or is not a member (forgotten, or not
+    joined yet). A peer merely believed dead is admitted: its request shows it is back."""
+    me = Config.from_settings().node_id
+    statuses = dict(
+        Member.objects.filter(node_id__in=[me, node_id]).values_list("node_id", "status")
+    )
+    if statuses.get(me) == LEFT:
+        return "left", f"{me} has left the cluster."
+    if node_id not in statuses:
+        return "not_a_member", f"{node_id} is not a member of the cluster here."
+    if statuses[node_id] == LEFT:
+        return "not_a_member", f"{node_id} has left the cluster."
+    return None
 
 
 def member_pick_random_alive() -> MemberState | None:

@@ -14,13 +14,13 @@ import uuid
 from dataclasses import fields
 from urllib.parse import unquote
 
-import orjson
 from django.conf import settings
 
 from kv.keys import InvalidKey, key_validate
 from kv.merkle import DIGEST_HEX, FANOUT, bucket_of, tree_depth
 from kv.versions import Version
-from kvsite.exceptions import InvalidInput
+from kvsite.exceptions import InvalidInput, InvalidJson
+from kvsite.parsers import json_parse
 
 from .messages import MAX_NODE_ID
 from .records import RECORD_KINDS, record_key, record_validate
@@ -28,8 +28,10 @@ from .records import RECORD_KINDS, record_key, record_validate
 MAX_INT = 2**63  # every integer on the wire fits a signed 64-bit column
 MAX_MODE = 0o7777
 MAX_PRINCIPAL = 150  # owner and group: a username or group name (Django's 150)
-# Nesting the JSON values of versions may have. At least what the key API has ever accepted
-# (the standard library's parser stops short of 1000 levels); orjson's own limit is 1024.
+# Nesting the JSON values of versions may have: more than clients may send now
+# (KVS_MAX_JSON_DEPTH), because values stored before that limit replicate too (a node must never
+# refuse what its peers hold, or their stores would never converge). Earlier kvsites accepted up
+# to about 990 levels (the standard library's recursion); orjson's own limit is 1024.
 MAX_VALUE_DEPTH = 1024
 BUCKETS_PER_MESSAGE = 256  # a digests request: the asking side sends at most this many
 VERSION_FIELDS = frozenset(f.name for f in fields(Version))
@@ -72,7 +74,7 @@ def _uuid(value: object) -> uuid.UUID | None:
 def key_check(key: object) -> str | None:
     """Why `key` could not have been written by any node (None: it could)."""
     try:
-        key_validate(key, allow_reserved=True)
+        key_validate(key, allow_reserved=True, from_peer=True)
     except InvalidKey as error:
         return str(error.detail)
     if key.startswith("_"):
@@ -82,22 +84,6 @@ def key_check(key: object) -> str | None:
         if record_key(kind, unquote(name)) != key:
             return "the record name is not percent-encoded as nodes encode it"
     return None
-
-
-def depth_of(document: object) -> int:
-    """How deeply arrays and objects nest in a parsed JSON document (a scalar: 0)."""
-    deepest, stack = 0, [(document, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def value_check(key: str, value: str) -> tuple[object, str | None]:
@@ -110,12 +96,9 @@ def value_check(key: str, value: str) -> tuple[object, str | None]:
     if size > limit:
         return None, f"{size} bytes; at most {limit} are allowed"
     try:
-        document = orjson.loads(value)
-    except orjson.JSONDecodeError as error:
-        return None, f"not JSON text ({error})"
-    if depth_of(document) > MAX_VALUE_DEPTH:
-        return None, f"nested deeper than {MAX_VALUE_DEPTH} levels"
-    return document, None
+        return json_parse(value, what="value", max_depth=MAX_VALUE_DEPTH), None
+    except InvalidJson as error:
+        return None, str(error.detail)
 
 
 # --- Versions ------------------------------------------------------------------------------------

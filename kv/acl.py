@@ -86,3 +86,9 @@ def caller_may(
 ) -> bool:
     """Whether the record's mode grants `perm` to `caller` (superusers always may)."""
     return caller.bypass or mode_allows(mode, caller_class(caller, owner, group), perm)
+
+
+def caller_may_set_meta(caller: Caller, *, owner: str | None) -> bool:
+    """Whether `caller` may change a record's owner, group and mode: its owner or an ACL admin."""
+    is_owner = caller.username is not None and caller.username == owner
+    return is_owner or caller.acl_admin or caller.bypass

@@ -11,7 +11,7 @@ from accounts.permissions import key_scope_check
 from accounts.scopes import READ
 from kvsite.exceptions import KvsError
 from kvsite.realtime import RealtimeConsumer, frame_encode
-from kvsite.ws_auth import query_params
+from kvsite.ws_auth import WsRequest, query_params
 
 from .callers import request_caller
 from .watch import (
@@ -30,7 +30,8 @@ RECHECK_S = 10.0
 
 class WatchConsumer(RealtimeConsumer):
     """`/ws/v1/watch?prefix=p[&since=rev]`: the changes since `since`, then `ready`, then each
-    change as it is applied, of the keys under the prefix that the caller may read."""
+    change as it is applied, of the keys under the prefix that the caller may read (the caller as
+    the socket's credential stands now: its user's current groups)."""
 
     async def connect(self) -> None:
         try:
@@ -49,6 +50,10 @@ class WatchConsumer(RealtimeConsumer):
         self.wake = asyncio.Event()
         await self.accept()
         self.run_task(self._follow(head, node))
+
+    def credential_renewed(self, request: WsRequest) -> None:
+        key_scope_check(request, READ, self.prefix)
+        self.caller = request_caller(request)
 
     def group_event(self, event: dict) -> None:
         self.upto = max(self.upto, event["revision"])
@@ -70,6 +75,8 @@ class WatchConsumer(RealtimeConsumer):
     async def _catch_up(self, upto: int) -> None:
         recent = recent_changes()
         while self.cursor < upto:
+            if not await self.credential_current():  # the caller is that of a recent check
+                return
             shared = await recent.read(
                 prefix=self.prefix, after=self.cursor, upto=upto, caller=self.caller
             )

@@ -19,9 +19,10 @@ from django.db import transaction
 from django.forms.renderers import TemplatesSetting
 
 from kvsite.exceptions import Conflict, KvsError, TooLarge
+from kvsite.parsers import json_parse
 
 from . import services
-from .acl import CLASSES, PERMS, Caller, mode_bit, mode_format, mode_parse
+from .acl import CLASSES, PERMS, Caller, caller_may_set_meta, mode_bit, mode_format, mode_parse
 from .api.serializers import value_canonical
 from .hlc import wall_ms
 from .keys import InvalidKey, key_validate, prefix_validate, ttl_parse
@@ -29,6 +30,11 @@ from .models import AclRule, Entry, PrefixSchema
 from .policy import SchemaViolation, acl_rule_put, schema_put
 from .services import CAS_ABSENT, PERM_NAMES
 
+CREATE_BITS = sum(mode_bit(who, "c") for who in CLASSES)
+CREATE_FIXED = (
+    "Creating keys is decided by the ACL rule of the key's prefix (its c column), not by an "
+    "existing key's mode: these boxes are kept as they are."
+)
 JSON_ATTRS = {"class": "kv-json", "rows": 12, "spellcheck": "false", "autocapitalize": "off"}
 TTL_HELP = "Seconds, or a number with a unit: 90s, 5m, 2h, 1d."
 
@@ -51,6 +57,8 @@ class ModeGridWidget(forms.Widget):
     """
 
     template_name = "admin/kv/widgets/mode_grid.html"
+    fixed: frozenset[str] = frozenset()  # columns shown but not editable (e.g. "c")
+    fixed_note = ""
 
     class Media:
         js = ("kvsite/mode-grid.js",)
@@ -62,7 +70,16 @@ class ModeGridWidget(forms.Widget):
         context["widget"].update(
             mode=mode,
             mode_string=mode_format(mode),
-            columns=[{"letter": perm, "name": PERM_NAMES[perm]} for perm in PERMS],
+            fixed_note=self.fixed_note if self.fixed else "",
+            columns=[
+                {
+                    "letter": perm,
+                    "name": PERM_NAMES[perm],
+                    "fixed": perm in self.fixed,
+                    "title": self.fixed_note if perm in self.fixed else PERM_NAMES[perm],
+                }
+                for perm in PERMS
+            ],
             rows=[
                 {
                     "who": who,
@@ -73,6 +90,10 @@ class ModeGridWidget(forms.Widget):
                             "letter": perm,
                             "label": f"{who} may {PERM_NAMES[perm]}",
                             "checked": bool(mode & mode_bit(who, perm)),
+                            "fixed": perm in self.fixed,
+                            "title": self.fixed_note
+                            if perm in self.fixed
+                            else f"{who} may {PERM_NAMES[perm]}",
                         }
                         for perm in PERMS
                     ],
@@ -318,6 +339,18 @@ class EntryChangeForm(EntryForm):
         self.initial["expected_version"] = self.instance.version
         self.fields["ttl"].help_text = f"{TTL_HELP} Empty: keep the current expiry."
         self._principals_init(self.instance)
+        grid = self.fields["mode"].widget
+        grid.fixed, grid.fixed_note = frozenset("c"), CREATE_FIXED
+        if self.caller is not None and not caller_may_set_meta(
+            self.caller, owner=self.instance.owner
+        ):
+            for name in ("owner", "group", "mode"):  # shown, not editable: the service would refuse
+                self.fields[name].disabled = True
+
+    def clean_mode(self) -> int:
+        """The ticked bits, with the c column as the key has it (the grid shows it disabled)."""
+        mode = self.cleaned_data["mode"]
+        return (mode & ~CREATE_BITS) | (self.instance.mode & CREATE_BITS)
 
     def clean(self):
         data = super().clean()
@@ -464,9 +497,9 @@ class PrefixSchemaForm(ServiceForm):
 
     def clean_schema(self):
         try:
-            return json.loads(self.cleaned_data["schema"])
-        except ValueError as exc:
-            raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
+            return json_parse(self.cleaned_data["schema"], what="schema")
+        except KvsError as exc:
+            raise forms.ValidationError(exc.detail) from None
 
     def apply(self) -> PrefixSchema:
         data = self.cleaned_data

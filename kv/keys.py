@@ -11,12 +11,34 @@ _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_TTL_SECONDS = 100 * 365 * 86400
 
 
+# Characters no key holds: control characters; characters that are invisible or change how the
+# text around them reads, so that two keys that look alike could differ (category Cf: bidi
+# overrides and isolates, zero-width spaces and joiners, the BOM, the soft hyphen); line and
+# paragraph separators; and U+FFFD, which servers put in place of bytes that were not UTF-8, so
+# that different byte strings would all become one key.
+_CONTROL = {"Cc": "a control character"}
+_REFUSED = {
+    **_CONTROL,
+    "Cf": "an invisible format character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+_REPLACEMENT = "\ufffd"
+_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 class InvalidKey(InvalidInput):
     code = "invalid_key"
 
 
-def key_validate(key: str, *, what: str = "key", allow_reserved: bool = False) -> str:
-    """Return `key` unchanged if it is a valid key; raise InvalidKey naming the problem."""
+def key_validate(
+    key: str, *, what: str = "key", allow_reserved: bool = False, from_peer: bool = False
+) -> str:
+    """Return `key` unchanged if it is a valid key; raise InvalidKey naming the problem.
+
+    `from_peer`: a replicated version, which its origin accepted; only control characters are
+    refused among the characters then, as every earlier kvsite did, so that a node never refuses
+    a key its peers hold (their stores would never converge)."""
     if not isinstance(key, str) or not key:
         raise InvalidKey(f"The {what} is empty.")
     try:
@@ -27,9 +49,16 @@ def key_validate(key: str, *, what: str = "key", allow_reserved: bool = False) -
         raise InvalidKey(f"The {what} is {size} bytes long; at most {MAX_KEY_BYTES} are allowed.")
     if key.startswith("/") or key.endswith("/"):
         raise InvalidKey(f"The {what} must not start or end with '/'.")
-    for ch in key:
-        if unicodedata.category(ch) == "Cc":
-            raise InvalidKey(f"The {what} contains a control character (U+{ord(ch):04X}).")
+    refused = _CONTROL if from_peer else _REFUSED
+    for ch in _ASCII_CONTROL.findall(key) if key.isascii() else key:  # ASCII: only controls
+        problem = refused.get(unicodedata.category(ch))
+        if problem:
+            raise InvalidKey(f"The {what} contains {problem} (U+{ord(ch):04X}).")
+    if not from_peer and _REPLACEMENT in key:
+        raise InvalidKey(
+            f"The {what} contains U+FFFD, the replacement character, which stands for bytes "
+            "that were not UTF-8."
+        )
     for segment in key.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidKey(f"The {what} has an empty, '.' or '..' segment.")

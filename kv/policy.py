@@ -112,7 +112,10 @@ def value_validate(*, key: str, value: str) -> None:
     document = orjson.loads(value)
     for schema in schemas:
         validator = _validator(orjson.dumps(schema.schema, option=orjson.OPT_SORT_KEYS).decode())
-        error = best_match(validator.iter_errors(document))
+        try:
+            error = best_match(validator.iter_errors(document))
+        except RecursionError:  # only if KVS_MAX_JSON_DEPTH is beyond what the stack holds
+            raise InvalidInput("The value is nested too deeply to check.") from None
         if error is not None:
             path = error.json_path
             raise SchemaViolation(
@@ -131,9 +134,15 @@ def schema_put(*, prefix: str, schema) -> tuple[PrefixSchema, bool]:
     if not isinstance(schema, dict | bool):
         raise InvalidInput("A JSON Schema is an object (or true/false).")
     try:
+        orjson.dumps(schema)  # as schemas are replicated and compiled
+    except TypeError:
+        raise InvalidInput("A schema's integers must fit in 64 bits.") from None
+    try:
         validator_for(schema, default=Draft202012Validator).check_schema(schema)
     except SchemaError as exc:
         raise InvalidInput(f"Invalid JSON Schema at {exc.json_path}: {exc.message}") from None
+    except RecursionError:  # as above
+        raise InvalidInput("The schema is nested too deeply to check.") from None
     return PrefixSchema.objects.update_or_create(prefix=prefix, defaults={"schema": schema})
 
 

@@ -8,11 +8,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from cluster.node import MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
+from cluster.node import MODE_LEFT, MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
 from . import rows
-from .acl import SYSTEM, Caller, caller_may
+from .acl import SYSTEM, Caller, caller_may, caller_may_set_meta
 from .hlc import hlc_from_ms, hlc_observe, hlc_tick, wall_ms
 from .keys import key_validate, prefix_successor
 from .locking import store_write_lock
@@ -33,6 +33,11 @@ def client_writes_check() -> None:
         raise Forbidden("This node is read-only.", mode=mode)
     if mode == MODE_SYNCING:
         raise Unavailable("This node is syncing with the cluster; try again shortly.", mode=mode)
+    if mode == MODE_LEFT:
+        raise Unavailable(
+            "This node has left the cluster (until it is restarted); write to another node.",
+            mode=mode,
+        )
 
 
 def entry_apply(
@@ -254,8 +259,7 @@ def entry_meta_set(
         current = rows.entry_by_key(key)
         if current is None or not current.is_live(now):
             raise NotFound(f"No key {key!r}.")
-        is_owner = caller.username is not None and caller.username == current.owner
-        if not (is_owner or caller.acl_admin or caller.bypass):
+        if not caller_may_set_meta(caller, owner=current.owner):
             raise Forbidden("Only the key's owner or an admin:acl credential may change its meta.")
         principals_check(owner=owner, group=group)
         state.hlc = hlc_tick(state.hlc, now)
@@ -347,7 +351,7 @@ def versions_apply(versions: list[Version], *, now: int | None = None, chunk: in
     for start in range(0, len(versions), chunk):
         with store_write_lock(), transaction.atomic():
             for v in versions[start : start + chunk]:
-                key_validate(v.key, allow_reserved=True)
+                key_validate(v.key, allow_reserved=True, from_peer=True)
                 if v.deleted and v.hlc < cutoff and rows.entry_by_key(v.key) is None:
                     continue
                 if entry_apply(v) is not None:

@@ -35,7 +35,8 @@ from django.db.models import Q
 from cluster.node import local_node
 from kvsite.debounce import Debounce
 from kvsite.exceptions import InvalidInput
-from kvsite.realtime import PerLoop, layer_send
+from kvsite.perloop import PerLoop
+from kvsite.realtime import layer_send
 
 from .acl import Caller
 from .hlc import wall_ms
@@ -179,6 +180,9 @@ class RecentChanges:
     in revision order (a key changed again later appears again, further on). A socket that asks
     for (after, upto] with `after >= start` is served from it; a read that reaches past `end`
     extends it first, with one query whose answer every later socket shares.
+
+    Read permission is decided as on the database: by the key's owner, group and mode as they
+    stand now (the latest change of the key the window holds), for the caller as it stands now.
     """
 
     def __init__(self) -> None:
@@ -187,6 +191,7 @@ class RecentChanges:
         self._revisions: list[int] = []
         self._entries: list[Entry] = []
         self._frames: list[str | None] = []  # None: the entry may expire, so decide when sent
+        self._latest: dict[str, Entry] = {}  # each key's latest change in the window
         self._bytes = 0
         self._lock = asyncio.Lock()
 
@@ -211,6 +216,9 @@ class RecentChanges:
             entry = self._entries[index]
             if not entry.key.startswith(prefix) or not entry_readable(caller, entry):
                 continue
+            latest = self._latest[entry.key]
+            if latest is not entry and not entry_readable(caller, latest):
+                continue  # readable then, but its owner, group or mode changed since
             frame = self._frames[index]
             frames.append(frame if frame is not None else watch_frame(entry, now=now))
         return frames, cursor
@@ -218,6 +226,7 @@ class RecentChanges:
     def _restart(self, *, at: int) -> None:
         self.start = self.end = at
         self._revisions, self._entries, self._frames, self._bytes = [], [], [], 0
+        self._latest = {}
 
     async def _extend(self, upto: int) -> None:
         entries = await database_sync_to_async(changes_under)(
@@ -227,6 +236,7 @@ class RecentChanges:
         for entry in entries:
             self._revisions.append(entry.revision)
             self._entries.append(entry)
+            self._latest[entry.key] = entry
             self._frames.append(watch_frame(entry, now=now) if entry.expires_at is None else None)
             self._bytes += len(entry.value or "")
         self.end = entries[-1].revision if len(entries) == READ_PAGE else upto
@@ -234,7 +244,10 @@ class RecentChanges:
         while len(self._entries) - drop > WINDOW_ENTRIES or (
             self._bytes > WINDOW_BYTES and drop < len(self._entries) - 1
         ):
-            self._bytes -= len(self._entries[drop].value or "")
+            dropped = self._entries[drop]
+            self._bytes -= len(dropped.value or "")
+            if self._latest.get(dropped.key) is dropped:
+                del self._latest[dropped.key]
             drop += 1
         if drop:
             self.start = self._revisions[drop - 1]

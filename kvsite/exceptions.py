@@ -1,17 +1,27 @@
-"""The application's error base and the one handler that renders every error as JSON."""
+"""The application's error base and the one handler that renders every error as JSON (the
+admin's URLs excepted: they get admin pages).
+
+Every error answer is `{"detail": str, "code": str, ...}`; a code means one thing everywhere, and
+DRF's own codes are mapped onto these (`permission_denied` is `forbidden`, `not_authenticated`
+and `authentication_failed` are `unauthenticated`, `parse_error` is `invalid_json`):
+
+    400 invalid, invalid_json, invalid_key, invalid_mode, schema_violation
+    401 unauthenticated    403 forbidden    404 not_found    405 method_not_allowed
+    406 not_acceptable    409 conflict    413 too_large    429 throttled    503 unavailable
+    500 internal
+"""
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class KvsError(Exception):
     """An expected failure with an HTTP status and a stable machine-readable code."""
 
     status_code = 400
-    code = "bad_request"
+    code = "invalid"
     default_detail = "Bad request."
 
     def __init__(self, detail: str | None = None, **extra):
@@ -25,6 +35,12 @@ class KvsError(Exception):
 
 class InvalidInput(KvsError):
     code = "invalid"
+
+
+class InvalidJson(InvalidInput):
+    """A body or frame that is not JSON, or is JSON beyond the limits (depth, integer size)."""
+
+    code = "invalid_json"
 
 
 class NotFound(KvsError):
@@ -54,39 +70,89 @@ class Unavailable(KvsError):
     code = "unavailable"
 
 
+# The code of a DRF (or Django) error, by its HTTP status: DRF's codes differ for one meaning
+# (a refused credential is `authentication_failed`, a missing one `not_authenticated`, and DRF
+# turns either into a 403 when no authenticator can ask for a credential).
+STATUS_CODES = {
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    429: "throttled",
+    503: "unavailable",
+}
+
+
+def error_code(exc: Exception, status: int) -> str:
+    """The stable code of an error DRF answered with `status`."""
+    if isinstance(exc, drf_exceptions.ParseError):
+        return InvalidJson.code
+    return STATUS_CODES.get(status, InvalidInput.code)
+
+
 def exception_handler(exc, context):
     """Render KvsError and everything DRF knows as `{"detail", "code"}` JSON."""
     if isinstance(exc, KvsError):
         return Response(exc.as_dict(), status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "Request body too large.", "code": "too_large"}, status=413)
+    # Imported here: importing rest_framework.views imports the parser, which imports this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
-        detail = exc.detail if isinstance(exc, drf_exceptions.APIException) else None
-        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
-        response.data.setdefault("code", code)
+        response.data["code"] = error_code(exc, response.status_code)
     elif response is not None:
         response.data = {"detail": "Invalid input.", "code": "invalid", "errors": response.data}
     return response
 
 
-# Django-level handlers, so that even paths outside DRF never answer with HTML.
+def error_body(exc: Exception) -> tuple[int, dict]:
+    """The HTTP status and JSON body the REST API answers for `exc` (a KvsError or an
+    APIException; anything else is raised again)."""
+    if isinstance(exc, KvsError):
+        return exc.status_code, exc.as_dict()
+    if isinstance(exc, drf_exceptions.APIException):
+        detail = exc.detail if isinstance(exc.detail, str) else "Invalid input."
+        return exc.status_code, {"detail": str(detail), "code": error_code(exc, exc.status_code)}
+    raise exc
+
+
+# Django-level handlers, so that even paths outside DRF never answer with HTML; admin URLs get the
+# admin's own error pages instead.
+
+
+def _admin_page(request, status: int, exception=None):
+    from django.contrib import admin
+
+    from .admin_site import is_admin_path
+
+    if not is_admin_path(request):
+        return None
+    return admin.site.error_response(request, status, exception)
 
 
 def json_bad_request(request, exception=None):
-    return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+    page = _admin_page(request, 400, exception)
+    return page or JsonResponse({"detail": "Bad request.", "code": "invalid"}, status=400)
 
 
 def json_permission_denied(request, exception=None):
-    return JsonResponse({"detail": "Forbidden.", "code": "forbidden"}, status=403)
+    page = _admin_page(request, 403, exception)
+    return page or JsonResponse({"detail": "Forbidden.", "code": "forbidden"}, status=403)
 
 
 def json_not_found(request, exception=None):
-    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    page = _admin_page(request, 404, exception)
+    return page or JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
 
 
 def json_server_error(request):
-    return JsonResponse({"detail": "Internal error.", "code": "internal"}, status=500)
+    page = _admin_page(request, 500)
+    return page or JsonResponse({"detail": "Internal error.", "code": "internal"}, status=500)
 
 
 __all__ = ["Http404", "PermissionDenied"]

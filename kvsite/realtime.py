@@ -14,6 +14,10 @@ only ever blocks its own sender task; what it costs the node is bounded by that 
 can pause (the watch reads the change feed from its own cursor) waits for room with `offer_wait`;
 a feed that cannot (pub/sub) uses `offer`, which drops a frame when the queue is full and later
 sends `{"type": "overflow", "dropped": n}` in the gap's place.
+
+Credentials: an open socket's credential is checked again while it stays open
+(`kvsite.ws_recheck`); one that no longer stands, or no longer allows what the socket does,
+closes it with 4401 or 4403, and nothing more is sent.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import threading
-import weakref
-from collections.abc import Callable
-from typing import Generic, TypeVar
+import time
 
 import orjson
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -36,14 +39,17 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from rest_framework.exceptions import APIException, AuthenticationFailed
 
-from kvsite.exceptions import KvsError, NotFound
-from kvsite.ws_auth import WsRequest, ws_request
+from kvsite.exceptions import InvalidJson, KvsError, NotFound, error_body
+from kvsite.parsers import json_parse
+from kvsite.perloop import PerLoop
+from kvsite.ws_auth import WsRequest, credential_key, ws_request
+from kvsite.ws_recheck import credential_rechecks
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DENIAL_EXTENSION = "websocket.http.response"
 CLOSE_CODE_BASE = 4000  # refusal without the denial extension: close with 4000 + HTTP status
+CLOSE_REASON_BYTES = 123  # the most a close frame's reason may hold
 
 
 def frame_encode(data: object) -> str:
@@ -52,27 +58,6 @@ def frame_encode(data: object) -> str:
         return orjson.dumps(data).decode()
     except TypeError:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def json_decode(text: str | bytes) -> object:
-    """Parse JSON text (integers beyond 64 bits take the standard library's path)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
-def error_body(error: Exception) -> tuple[int, dict]:
-    """The HTTP status and JSON body the REST API would answer for `error`."""
-    if isinstance(error, KvsError):
-        return error.status_code, error.as_dict()
-    if isinstance(error, APIException):
-        codes = error.get_codes()
-        return error.status_code, {
-            "detail": str(error.detail),
-            "code": codes if isinstance(codes, str) else "invalid",
-        }
-    raise error
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -85,6 +70,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._queue: asyncio.Queue[str] | None = None
         self._dropped = 0
         self._tasks: list[asyncio.Task] = []
+        self._credential_key = None  # set once accepted, if the credential is checked again
+        self._recheck_at = math.inf  # when the credential is due to be checked again
+        self._closing = False  # closed for its credential: nothing more is sent
 
     # --- opening and closing ---------------------------------------------------------------------
 
@@ -125,6 +113,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await super().accept(subprotocol, headers)
         self._queue = asyncio.Queue(maxsize=settings.KVS_WS_SEND_QUEUE)
         self.run_task(self._send_loop())
+        self._credential_key = credential_key(self.scope)
+        if self._credential_key is not None:
+            self._recheck_at = credential_rechecks().add(self, self._credential_key)
 
     def run_task(self, coroutine) -> asyncio.Task:
         """Run `coroutine` for as long as the socket is open."""
@@ -133,6 +124,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return task
 
     async def websocket_disconnect(self, message) -> None:
+        if self._credential_key is not None:
+            credential_rechecks().discard(self, self._credential_key)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -143,7 +136,52 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await groups.leave(group, self)
         await super().websocket_disconnect(message)  # calls disconnect()
 
+    # --- keeping the credential honest ------------------------------------------------------------
+
+    async def credential_current(self) -> bool:
+        """Whether the socket may go on: its credential is checked again first if its last check
+        has run out (one check for every socket of the credential); False once the socket is
+        being closed for it."""
+        if not self._closing and self._recheck_at <= time.monotonic():
+            await credential_rechecks().renew()
+        return not self._closing
+
+    def credential_renewed(self, request: WsRequest) -> None:
+        """Take the socket's credential as it stands now: raise (KvsError, APIException) if it no
+        longer allows what the socket does, refresh what depends on it otherwise. Must not reach
+        the database (the user's group names are loaded already)."""
+
+    def credential_verdict(self, verdict: WsRequest | Exception | None, *, until: float) -> None:
+        """A new check of the socket's credential: as it stands now, its refusal, or None (the
+        check failed: carry on as before). The socket is closed with 4000 + the status REST
+        would answer (4401, 4403); otherwise it is next checked at `until`."""
+        if self._closing:
+            return
+        if isinstance(verdict, WsRequest):
+            try:
+                self.credential_renewed(verdict)
+            except (KvsError, APIException) as error:
+                verdict = error
+            else:
+                self.scope.update(user=verdict.user, auth=verdict.auth)
+        if isinstance(verdict, Exception):
+            self._credential_close(verdict)
+        else:
+            self._recheck_at = until
+
+    def _credential_close(self, error: Exception) -> None:
+        status, body = error_body(error)
+        self._closing, self._recheck_at = True, 0.0
+        credential_rechecks().discard(self, self._credential_key)
+        reason = str(body["detail"]).encode()[:CLOSE_REASON_BYTES].decode(errors="ignore")
+        self.run_task(self.close(code=CLOSE_CODE_BASE + status, reason=reason))
+
     # --- receiving -------------------------------------------------------------------------------
+
+    async def websocket_receive(self, message) -> None:
+        if self._recheck_at <= time.monotonic() and not await self.credential_current():
+            return  # closed for its credential: the frame is not taken
+        await super().websocket_receive(message)
 
     async def __call__(self, scope, receive, send) -> None:
         """Handle the server's messages for this socket, one at a time.
@@ -172,12 +210,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
-        """Decode a JSON frame and pass it to `receive_json`; answer an error frame otherwise."""
+        """Decode a JSON frame (the REST API's rules: kvsite.parsers) and pass it to
+        `receive_json`; answer an error frame otherwise, and keep the socket open."""
         try:
-            content = json_decode(text_data if text_data is not None else bytes_data)
-        except ValueError as error:
-            detail = f"The frame is not valid JSON: {error}."
-            self.offer(frame_encode({"type": "error", "detail": detail, "code": "invalid"}))
+            content = json_parse(text_data if text_data is not None else bytes_data, what="frame")
+        except InvalidJson as error:
+            self.offer(frame_encode({"type": "error", **error.as_dict()}))
             return
         await self.receive_json(content)
 
@@ -212,6 +250,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         queue, send = self._queue, self.base_send  # the ASGI send itself: no wrappers per frame
         while True:
             frame = await queue.get()
+            if self._recheck_at <= time.monotonic() and not await self.credential_current():
+                return  # closed for its credential
             try:
                 await send({"type": "websocket.send", "text": frame})
             except Exception:  # the client went away; websocket_disconnect follows
@@ -306,23 +346,6 @@ class LocalGroups:
                     consumer.group_event(event)
                 except Exception:
                     log.exception("realtime: a socket failed to take an event of %s", group)
-
-
-class PerLoop(Generic[T]):
-    """One `factory()` per running event loop: a web worker has one loop; tests start many."""
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory = factory
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def __call__(self) -> T:
-        loop = asyncio.get_running_loop()
-        value = self._by_loop.get(loop)
-        if value is None:
-            value = self._by_loop[loop] = self._factory()
-        return value
 
 
 local_groups = PerLoop(LocalGroups)  # the group members of the running event loop

@@ -55,6 +55,8 @@ KVS_READ_ONLY = env.bool("KVS_READ_ONLY", default=False)
 KVS_BOOTSTRAP_TOKEN = env.str("KVS_BOOTSTRAP_TOKEN", default="")
 # How long (seconds) a process trusts a token it has verified before reading it again: revocations
 # made on another process or node take effect within this time. 0 checks the database every time.
+# Open websockets are checked again this often too (at most every 0.1 s; one check per credential
+# and web worker, however many sockets share it): a shorter time closes revoked sockets sooner.
 KVS_TOKEN_CACHE_SECONDS = env.float("KVS_TOKEN_CACHE_SECONDS", default=1.0)
 # How long (seconds) a process reuses ACL rules and schemas it has read; changes made on other
 # processes or nodes apply within this time. 0 reads them on every write.
@@ -98,6 +100,10 @@ SIMPLE_JWT = {
 KVS_HISTORY_DEPTH = env.int("KVS_HISTORY_DEPTH", default=3)
 # Largest accepted value, in bytes of JSON (larger: 413).
 KVS_MAX_VALUE_BYTES = env.int("KVS_MAX_VALUE_BYTES", default=1024 * 1024)
+# How many levels arrays and objects may nest in a request body or websocket frame (deeper: 400).
+# Deeper documents are rare in real data and cost stack: schema checking recurses per level, and
+# orjson encodes at most 254 levels (what clients send is wrapped in a few levels of our own).
+KVS_MAX_JSON_DEPTH = env.int("KVS_MAX_JSON_DEPTH", default=64)
 # How long tombstones are kept (seconds). A node offline longer than this must rejoin empty.
 KVS_TOMBSTONE_TTL = env.int("KVS_TOMBSTONE_TTL", default=7 * 24 * 3600)
 # How often (seconds) the expiry task turns expired keys into tombstones.
@@ -138,6 +144,9 @@ KVS_SIGNATURE_WINDOW = env.float("KVS_SIGNATURE_WINDOW", default=30.0)
 
 # Replication. Pushes start right after each commit (debounced per process) and on a sweep every
 # KVS_PUSH_INTERVAL seconds; a batch holds at most KVS_PUSH_BATCH versions and ~BATCH_BYTES bytes.
+# KVS_PUSH_ON_COMMIT=false: no push after commits (changes wait for the sweep). KVS_PUSH_INTERVAL=0:
+# no sweep (a push lost with its process waits for the next commit, or for anti-entropy). Both:
+# push is off, and only anti-entropy replicates, a change per KVS_ANTI_ENTROPY_INTERVAL and peer.
 KVS_PUSH_ON_COMMIT = env.bool("KVS_PUSH_ON_COMMIT", default=True)
 KVS_PUSH_INTERVAL = env.float("KVS_PUSH_INTERVAL", default=1.0)
 KVS_PUSH_BATCH = env.int("KVS_PUSH_BATCH", default=500)
@@ -158,8 +167,8 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
-    "django.contrib.auth",
+    "kvsite.apps.KvAdminConfig",  # Django's admin, with kvsite's site
+    "kvsite.apps.KvAuthConfig",  # Django's auth; its groups shown under Accounts
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
@@ -174,6 +183,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "kvsite.middleware.Utf8PathMiddleware",  # before anything reads a path decoded with loss
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -262,7 +272,8 @@ REST_FRAMEWORK = {
         "kvsite.renderers.FastJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bodies are JSON whatever their Content-Type (kvsite.negotiation picks this one parser).
+    "DEFAULT_PARSER_CLASSES": ["kvsite.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kvsite.negotiation.FastContentNegotiation",
     "EXCEPTION_HANDLER": "kvsite.exceptions.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
@@ -299,17 +310,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": KVS_GOSSIP_INTERVAL,
         "options": {"expires": KVS_GOSSIP_INTERVAL},
     },
-    "replicate-push": {
-        "task": "cluster.tasks.replicate_push_all",
-        "schedule": KVS_PUSH_INTERVAL,
-        "options": {"expires": KVS_PUSH_INTERVAL},
-    },
     "anti-entropy": {
         "task": "cluster.tasks.anti_entropy_round",
         "schedule": KVS_ANTI_ENTROPY_INTERVAL,
         "options": {"expires": KVS_ANTI_ENTROPY_INTERVAL},
     },
 }
+if KVS_PUSH_INTERVAL > 0:
+    CELERY_BEAT_SCHEDULE["replicate-push"] = {
+        "task": "cluster.tasks.replicate_push_all",
+        "schedule": KVS_PUSH_INTERVAL,
+        "options": {"expires": KVS_PUSH_INTERVAL},
+    }
 # Periodic tasks that are late are worthless: drop them rather than run a backlog.
 CELERY_TASK_DEFAULT_EXPIRES = 30
 
@@ -345,6 +357,10 @@ KVS_PUBSUB_FORWARD_TIMEOUT = env.float("KVS_PUBSUB_FORWARD_TIMEOUT", default=1.0
 # Seconds a peer's outbox gathers messages before posting them: one post per peer per this long
 # at most, whatever the publish rate (at 100 messages/s and 0.02 s, one post carries two).
 KVS_PUBSUB_FORWARD_GATHER = env.float("KVS_PUBSUB_FORWARD_GATHER", default=0.02)
+# Seconds a cluster-wide view (the topic list's subscriber counts) waits for the live peers, asked
+# all at once; those that have not answered by then are named in its `unreachable`. Shorter: a
+# frozen or overloaded peer delays the answer less, but a merely busy one is left out more often.
+KVS_GATHER_TIMEOUT = env.float("KVS_GATHER_TIMEOUT", default=1.0)
 # Messages waiting per peer while it is slow or down (the oldest are dropped beyond this).
 KVS_PUBSUB_FORWARD_QUEUE = env.int("KVS_PUBSUB_FORWARD_QUEUE", default=10_000)
 # Channel layer: Redis PUB/SUB (channels_redis.pubsub) rather than the list-based core layer

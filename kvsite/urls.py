@@ -7,9 +7,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cluster.api.views import HealthApi
 
+from .admin_site import favicon
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("health", HealthApi.as_view(), name="health"),
+    path("favicon.ico", favicon, name="favicon"),
     path("api/v1/", include("kv.api.urls")),
     path("api/v1/", include("cluster.api.urls")),
     path("api/v1/", include("accounts.api.urls")),

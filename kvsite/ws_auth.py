@@ -5,12 +5,17 @@ request (`auth` is the ApiToken or the AccessToken; None for a session or no cre
 consumers check scopes, token prefixes and ACLs with the REST API's own helpers through
 `ws_request(scope)`. A bearer value (`?token=` or `Authorization: Bearer`) wins over the session
 cookie; an invalid one leaves `auth_error` set and the consumer refuses the socket (401).
+
+An open socket's credential is checked again while it stays open (`kvsite.ws_recheck`):
+`credential_key` names it, `credentials_verify` says how each of many stands now.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import import_module
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import get_user
@@ -18,12 +23,19 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.sessions import CookieMiddleware
 from django.conf import settings
+from django.contrib import auth as django_auth
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.tokens import Token
 
-from accounts.authentication import bearer_authenticate
+from accounts.authentication import bearer_authenticate, jwts_verify, tokens_verify
+from accounts.models import ApiToken
+from kv.callers import users_groups_load
 
 TOKEN_PARAM = "token"
+TOKEN, JWT, SESSION = "token", "jwt", "session"
+# A socket's credential: (TOKEN, the secret's hash), (JWT, the token itself) or (SESSION, its key).
+CredentialKey = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -101,3 +113,55 @@ def CredentialMiddlewareStack(inner):  # noqa: N802 (named like Channels' AuthMi
     socket sends (to save a session that a websocket never changes), which costs more than the
     frame itself under fan-out; the session is read once, here, when a cookie authenticates."""
     return CookieMiddleware(CredentialMiddleware(inner))
+
+
+# --- Checking open sockets' credentials again ---------------------------------------------------
+
+
+def credential_key(scope: dict) -> CredentialKey | None:
+    """The credential a socket was opened with; None if there is nothing to check again (no
+    credential, or KVS_AUTH_ENABLED off)."""
+    if not settings.KVS_AUTH_ENABLED:
+        return None
+    auth = scope.get("auth")
+    if isinstance(auth, ApiToken):
+        return TOKEN, auth.secret_hash
+    if isinstance(auth, Token):
+        raw = auth.token
+        return JWT, raw.decode() if isinstance(raw, bytes) else str(raw)
+    user, session = scope.get("user"), scope.get("session")
+    if session is not None and user is not None and user.is_authenticated:
+        return SESSION, session.session_key
+    return None
+
+
+def credentials_verify(
+    keys: Iterable[CredentialKey],
+) -> dict[CredentialKey, WsRequest | AuthenticationFailed]:
+    """Each credential as it stands now: the request-shaped credential, its user read again with
+    their group names, or the refusal. Tokens, JWTs' users and group names are read a batch at a
+    time; sessions one by one."""
+    keys = list(dict.fromkeys(keys))
+    verdicts: dict[CredentialKey, WsRequest | AuthenticationFailed] = {}
+    for digest, token in tokens_verify(v for kind, v in keys if kind == TOKEN).items():
+        verdicts[TOKEN, digest] = (
+            token if isinstance(token, Exception) else WsRequest(user=token.user, auth=token)
+        )
+    for raw, verdict in jwts_verify(v for kind, v in keys if kind == JWT).items():
+        verdicts[JWT, raw] = verdict if isinstance(verdict, Exception) else WsRequest(*verdict)
+    for kind, value in keys:
+        if kind == SESSION:
+            verdicts[SESSION, value] = session_verify(value)
+    users_groups_load(v.user for v in verdicts.values() if isinstance(v, WsRequest))
+    return verdicts
+
+
+def session_verify(session_key: str) -> WsRequest | AuthenticationFailed:
+    """A session's user as it stands now, checked as Django checks a request's session; a
+    session logged out or expired, or whose user is inactive, gone or has a new password, is
+    refused."""
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = django_auth.get_user(SimpleNamespace(session=session))
+    if not user.is_authenticated:
+        return AuthenticationFailed("The session has ended.")
+    return WsRequest(user=user, auth=None)

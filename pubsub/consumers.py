@@ -8,6 +8,7 @@ from rest_framework.exceptions import APIException
 from cluster.node import local_node
 from kvsite.exceptions import KvsError
 from kvsite.realtime import RealtimeConsumer, frame_encode
+from kvsite.ws_auth import WsRequest
 
 from .services import message_publish_async, publish_body_parse, topic_access_check, topic_group
 from .subscribers import book
@@ -44,6 +45,9 @@ class PubSubConsumer(RealtimeConsumer):
             self.offer(frame_encode({"type": "error", **error.as_dict()}))
             return
         self.offer(frame_encode({"type": "published", "id": message["id"]}))
+
+    def credential_renewed(self, request: WsRequest) -> None:
+        topic_access_check(request, self.topic)  # still `pubsub`, and inside the token's prefix
 
     def group_event(self, event: dict) -> None:
         self.offer(event["frame"])  # a full queue drops it and later says how many were lost

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+import orjson
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -24,6 +25,8 @@ from cluster.node import local_node
 from cluster.selectors import members_alive
 from cluster.transport import HttpTransport, Transport, TransportError
 from kvsite.debounce import Debounce
+from kvsite.parsers import json_depth_beyond
+from kvsite.realtime import frame_encode
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +46,12 @@ class PeerOutbox:
         self.node_id = node_id
         self._gather_s = gather_s
         self._transport = transport
-        self._waiting: deque[dict] = deque(maxlen=size)
+        self._waiting: deque[orjson.Fragment] = deque(maxlen=size)
         self._lock = threading.Lock()
         self._dropped = 0
         self._flush_soon = Debounce(self.flush, delay_s=0)
 
-    def put(self, messages: list[dict]) -> None:
+    def put(self, messages: list[orjson.Fragment]) -> None:
         with self._lock:
             overflow = len(self._waiting) + len(messages) - self._waiting.maxlen
             self._dropped += max(0, overflow)
@@ -71,7 +74,7 @@ class PeerOutbox:
                 return
             self._post(batch)
 
-    def _post(self, batch: list[dict]) -> None:
+    def _post(self, batch: list[orjson.Fragment]) -> None:
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
                 self._transport.send(self.url, PUBSUB_PATH, {"messages": batch}, to=self.node_id)
@@ -112,7 +115,9 @@ class Forwarder:
     def _dispatch(self) -> None:
         messages = []
         while self._pending:
-            messages.append(self._pending.popleft())
+            encoded = message_encode(self._pending.popleft())
+            if encoded is not None:
+                messages.append(encoded)
         if not messages:
             return
         for peer in self._alive():
@@ -140,6 +145,23 @@ class Forwarder:
                 gather_s=settings.KVS_PUBSUB_FORWARD_GATHER,
             )
         return outbox
+
+
+def message_encode(message: dict) -> orjson.Fragment | None:
+    """`message` as the JSON text peers receive (encoded once for all of them), or None if no
+    peer would take it: each message of a batch is encoded alone, so that one that cannot be
+    does not fail the post of every other. (Publishes are checked at the door; this is the net.)
+    """
+    try:
+        text = frame_encode(message).encode()
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    if text is None or json_depth_beyond(text, settings.KVS_MAX_JSON_DEPTH):
+        log.warning(
+            "pub/sub: message %s not forwarded: it cannot be sent as JSON", message.get("id")
+        )
+        return None
+    return orjson.Fragment(text)
 
 
 def _http_transport() -> Transport:

@@ -15,7 +15,15 @@ class UserOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["username", "email", "groups", "is_superuser", "is_active", "date_joined"]
+        fields = [
+            "username",
+            "email",
+            "groups",
+            "is_superuser",
+            "is_staff",
+            "is_active",
+            "date_joined",
+        ]
 
     @extend_schema_field(NAMES)
     def get_groups(self, user: User) -> list[str]:

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from kv.keys import MAX_TTL_SECONDS
 from kvsite.exceptions import InvalidInput
+from kvsite.parsers import request_json
 
 from ..authentication import BearerTokenAuthentication
 from ..permissions import acting_credential, request_credential, scope_check
@@ -56,7 +57,7 @@ def name_list(**kw) -> serializers.ListField:
 
 def valid_input(serializer_class, request) -> dict:
     """The request body validated by `serializer_class` (400 otherwise)."""
-    serializer = serializer_class(data=request.data)
+    serializer = serializer_class(data=request_json(request))
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 
@@ -74,6 +75,7 @@ class UserListApi(APIView):
         email = serializers.EmailField(required=False, allow_blank=True)
         groups = name_list(required=False)
         is_superuser = serializers.BooleanField(required=False)
+        is_staff = serializers.BooleanField(required=False, help_text="May log in to the admin.")
 
     @extend_schema(responses=UserOutputSerializer(many=True), operation_id="users_list")
     def get(self, request):
@@ -102,6 +104,7 @@ class UserDetailApi(APIView):
         groups = name_list(required=False, help_text="Replaces the user's group membership.")
         is_active = serializers.BooleanField(required=False)
         is_superuser = serializers.BooleanField(required=False)
+        is_staff = serializers.BooleanField(required=False, help_text="May log in to the admin.")
 
     @extend_schema(responses=UserOutputSerializer, operation_id="users_get")
     def get(self, request, username):
@@ -113,12 +116,14 @@ class UserDetailApi(APIView):
         request=InputSerializer, responses=UserOutputSerializer, operation_id="users_update"
     )
     def patch(self, request, username):
-        """Change a user's email, password, groups, is_active or is_superuser."""
+        """Change a user's email, password, groups, is_active, is_superuser or is_staff."""
         scope_check(request, "admin:users:update")
         user = user_get(username=username)
         data = valid_input(self.InputSerializer, request)
         if not data:
-            raise InvalidInput("Give any of email, password, groups, is_active, is_superuser.")
+            raise InvalidInput(
+                "Give any of email, password, groups, is_active, is_superuser, is_staff."
+            )
         user = user_update(user=user, credential=acting_credential(request), **data)
         return Response(UserOutputSerializer(user).data)
 

@@ -2,6 +2,7 @@
 its hash stored) and revoked with an action; groups show and edit their members."""
 
 import re
+from datetime import UTC
 
 import pytest
 from django.contrib.admin.utils import quote
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.django_db
 
 SECRET = re.compile(r"kvs_[A-Za-z0-9_-]{20,}")
 TOKENS = "admin:accounts_apitoken_changelist"
+DJANGO_DATE = re.compile(r"(Jan|Feb|March|April|May|June|July|Aug|Sept|Oct|Nov|Dec)\.? \d+, \d{4}")
 
 
 def bearer(secret: str) -> APIClient:
@@ -246,3 +248,120 @@ def test_the_last_active_superuser_cannot_be_deleted_alone_or_in_bulk(root_clien
     assert User.objects.filter(pk=root_user.pk).exists()
     assert User.objects.filter(pk=plain.pk).exists()  # refused as a whole
     assert User.objects.filter(username="root", is_superuser=True, is_active=True).exists()
+
+
+# --- what staff who are not superusers get here ---------------------------------------------------
+
+
+@pytest.fixture
+def plain_staff(client, db):
+    """Staff with no Django permission: their login's scopes hold no admin:users/groups/tokens."""
+    user = User.objects.create_user(username="dora", password="dora-password-1", is_staff=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "admin:accounts_user_changelist",
+        "admin:accounts_user_add",
+        "admin:auth_group_changelist",
+        "admin:accounts_apitoken_changelist",
+        "admin:accounts_apitoken_add",
+    ],
+)
+def test_accounts_pages_are_refused_to_staff_without_the_scopes(plain_staff, page):
+    response = plain_staff.get(reverse(page))
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert "<h1>Permission denied</h1>" in response.content.decode()
+
+
+def test_the_index_shows_no_accounts_section_to_staff_without_the_scopes(plain_staff):
+    sections = [app["app_label"] for app in plain_staff.get("/admin/").context["app_list"]]
+    assert "accounts" not in sections and "auth" not in sections
+
+
+@pytest.fixture
+def user_manager(client, db):
+    """Staff granted Django's user permissions explicitly: those still count."""
+    user = User.objects.create_user(username="mia", password="mia-password-1", is_staff=True)
+    codenames = ["view_user", "change_user", "delete_user"]
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def test_staff_with_user_permissions_change_users_but_make_no_superuser(user_manager, root_user):
+    plain = User.objects.create_user(username="plain", password="pw-0123456789")
+    form = user_manager.get(change_url(plain)).context["adminform"].form
+    assert "is_superuser" not in form.fields and "is_staff" in form.fields
+    data = user_form(plain, is_superuser="on", is_staff="on")
+    assert user_manager.post(change_url(plain), data).status_code == 302
+    plain.refresh_from_db()
+    assert plain.is_staff and not plain.is_superuser  # staff yes, superuser no
+    # A superuser's page is read-only for them, and they cannot delete one.
+    assert (
+        "is_active" not in user_manager.get(change_url(root_user)).context["adminform"].form.fields
+    )
+    assert (
+        user_manager.post(change_url(root_user), user_form(root_user, email="x@y.z")).status_code
+        == 403
+    )
+    delete = reverse("admin:accounts_user_delete", args=[root_user.pk])
+    assert user_manager.post(delete, {"post": "yes"}).status_code == 403
+    root_user.refresh_from_db()
+    assert root_user.email == "" and root_user.is_superuser
+
+
+def test_a_superuser_makes_another_superuser_here(root_client):
+    plain = User.objects.create_user(username="plain", password="pw-0123456789")
+    data = user_form(plain, is_superuser="on", is_staff="on")
+    assert root_client.post(change_url(plain), data).status_code == 302
+    plain.refresh_from_db()
+    assert plain.is_superuser
+
+
+# --- polish: no permission pickers, plain scopes, one date format ---------------------------------
+
+
+def test_the_user_and_group_pages_have_no_permission_pickers(root_client, root_user):
+    group = Group.objects.create(name="ops")
+    user_page = root_client.get(change_url(root_user)).content.decode()
+    assert "user_permissions" not in user_page and 'name="groups"' in user_page
+    assert "Staff may log in to this admin" in user_page
+    group_page = root_client.get(reverse("admin:auth_group_change", args=[group.pk]))
+    html = group_page.content.decode()
+    assert 'name="permissions"' not in html and 'name="members"' in html
+    assert "permissions" not in group_page.context["adminform"].form.fields
+
+
+def test_token_scopes_read_as_plain_words_everywhere(root_client, root_user):
+    issued = token_create(user=root_user, scopes=["read", "write"], name="laptop")
+    for page in (change_url(root_user), token_url(issued.token), reverse(TOKENS)):
+        html = root_client.get(page).content.decode()
+        assert "read, write" in html, page
+        assert "[&quot;read&quot;" not in html and '["read"' not in html, page
+
+
+def test_token_and_user_dates_use_the_admins_one_format(root_client, root_user):
+    issued = token_create(user=root_user, scopes=["read"], name="ci", expires_in=3600)
+    created = issued.token.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    for page in (change_url(root_user), token_url(issued.token), reverse(TOKENS)):
+        html = root_client.get(page).content.decode()
+        assert created in html, page
+        assert not DJANGO_DATE.search(html), page
+    joined = root_user.date_joined.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert joined in root_client.get(change_url(root_user)).content.decode()
+
+
+def test_djangos_change_history_pages_use_the_admins_date_format_too(root_client):
+    plain = User.objects.create_user(username="plain", password="pw-0123456789")
+    assert (
+        root_client.post(change_url(plain), user_form(plain, email="p@example.com")).status_code
+        == 302
+    )
+    html = root_client.get(reverse("admin:accounts_user_history", args=[plain.pk])).content.decode()
+    assert re.search(r"<th scope=\"row\">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</th>", html)
+    assert not DJANGO_DATE.search(html)

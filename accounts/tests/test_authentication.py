@@ -2,12 +2,19 @@
 
 import pytest
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.authentication import bearer_authenticate, token_authenticate
-from accounts.models import ApiToken
+from accounts.authentication import (
+    bearer_authenticate,
+    jwts_verify,
+    token_authenticate,
+    tokens_verify,
+)
+from accounts.models import ApiToken, User
 from accounts.services import jwt_issue, token_create
+from accounts.tokens import token_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -48,3 +55,37 @@ def test_a_membership_change_drops_the_cached_token(alice, settings, side):
     fresh = token_authenticate(secret)
     ops.user_set.clear()
     assert token_authenticate(secret) is not fresh
+
+
+def test_many_tokens_are_verified_in_one_query_each_as_it_stands_now(
+    alice, settings, django_assert_num_queries
+):
+    settings.KVS_TOKEN_CACHE_SECONDS = 60
+    active, revoked, expired = (token_create(user=alice, scopes=["read"]) for _ in range(3))
+    token_authenticate(revoked.secret)  # cached here
+    ApiToken.objects.filter(pk=revoked.token.pk).update(revoked_at=timezone.now())  # elsewhere
+    ApiToken.objects.filter(pk=expired.token.pk).update(expires_at=timezone.now())
+    digests = [token_hash(t.secret) for t in (active, revoked, expired)] + [token_hash("kvs_no")]
+    with django_assert_num_queries(1):  # cached or not: read again
+        verdicts = tokens_verify(digests)
+    assert verdicts[digests[0]].pk == active.token.pk
+    assert [str(verdicts[d].detail) for d in digests[1:]] == [
+        "Token revoked.",
+        "Token expired.",
+        "Invalid token.",
+    ]
+    assert token_authenticate(active.secret) is verdicts[digests[0]]  # cached for requests
+    with pytest.raises(AuthenticationFailed, match="revoked"):
+        token_authenticate(revoked.secret)  # no longer the cached copy
+
+
+def test_many_jwts_are_verified_with_one_query_for_their_users(alice, django_assert_num_queries):
+    bob = User.objects.create_user(username="bob", password="bob-password-1")
+    alices, bobs = jwt_issue(user=alice)["access"], jwt_issue(user=bob)["access"]
+    User.objects.filter(pk=bob.pk).update(is_active=False)
+    with django_assert_num_queries(1):
+        verdicts = jwts_verify([alices, bobs, "aaa.bbb.ccc"])
+    user, access = verdicts[alices]
+    assert user == alice and isinstance(access, AccessToken)
+    assert "inactive" in str(verdicts[bobs].detail)
+    assert "Invalid JWT" in str(verdicts["aaa.bbb.ccc"].detail)

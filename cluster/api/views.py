@@ -15,7 +15,8 @@ from kv.hlc import wall_ms
 from kv.selectors import live_key_count, store_state
 
 from ..config import Config
-from ..gossip import gossip_forget, gossip_leave
+from ..gossip import gossip_forget
+from ..lifecycle import node_leave
 from ..node import local_node, node_mode
 from ..selectors import members_count, members_list
 from ..transport import HttpTransport
@@ -98,7 +99,8 @@ class MemberApi(APIView):
 
 
 class LeaveApi(APIView):
-    """This node leaves the cluster gracefully: peers learn it at once, and it stops gossiping."""
+    """This node leaves the cluster gracefully: peers learn it at once, it stops gossiping and
+    exchanging data, and refuses client writes (mode `left`) until it is started again."""
 
     permission_classes = [AllowAny]
 
@@ -106,5 +108,5 @@ class LeaveApi(APIView):
     def post(self, request):
         scope_check(request, ADMIN_CLUSTER)
         config = Config.from_settings()
-        me = gossip_leave(HttpTransport.from_config(config), wall_ms(), config=config)
+        me = node_leave(HttpTransport.from_config(config), wall_ms(), config=config)
         return Response(member_json(me))

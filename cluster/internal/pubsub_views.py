@@ -1,4 +1,5 @@
-"""The internal pub/sub endpoint: messages a peer published, for this node's subscribers."""
+"""The internal pub/sub endpoints: messages a peer published, for this node's subscribers; this
+node's subscriber counts, for a peer listing the cluster's topics."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from rest_framework.exceptions import ParseError
 
 from kvsite.exceptions import InvalidInput
 from pubsub.services import message_parse, messages_receive
+from pubsub.subscribers import topics_answer
 
-from .views import InternalApi, signed_json
+from .views import MemberApi, signed_json
 
 
 @extend_schema(exclude=True)
-class PubsubMessagesApi(InternalApi):
+class PubsubMessagesApi(MemberApi):
     """Deliver a peer's messages to local subscribers; they are never forwarded again."""
 
     def post(self, request):
@@ -27,3 +29,15 @@ class PubsubMessagesApi(InternalApi):
         return signed_json(
             request, {"delivered": delivered, "duplicates": len(messages) - delivered}
         )
+
+
+@extend_schema(exclude=True)
+class PubsubTopicsApi(MemberApi):
+    """This node's subscribers per topic under `prefix` (null: every topic)."""
+
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else None
+        prefix = data.get("prefix") if data is not None else None
+        if data is None or not (prefix is None or isinstance(prefix, str)):
+            raise ParseError("Expected {prefix: str or null}.")
+        return signed_json(request, topics_answer(prefix=prefix))

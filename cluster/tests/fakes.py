@@ -17,6 +17,7 @@ from cluster.gossip import (
     gossip_receive,
     gossip_round,
 )
+from cluster.lifecycle import StartReport, node_start
 from cluster.membership import MemberState
 from cluster.messages import gossip_message_parse
 from cluster.store import MemoryMemberStore
@@ -86,6 +87,12 @@ class MemoryCluster:
     def leave(self, name: str) -> MemberState:
         config, store = self.configs[name], self.stores[name]
         return gossip_leave(self.transport, self.now, config=config, store=store)
+
+    def restart(self, name: str) -> StartReport:
+        """`name` starts again with the member table it had (what a node's worker does on
+        start; it needs the database, for the node's `syncing` flag)."""
+        self.resume(name)
+        return node_start(self.now, config=self.configs[name], store=self.stores[name])
 
     def forget(self, name: str, node_id: str) -> ForgetReport:
         config, store = self.configs[name], self.stores[name]

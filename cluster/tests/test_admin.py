@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import pytest
 from django.contrib.auth.models import Permission
 
@@ -69,3 +71,38 @@ def test_staff_without_superuser_cannot_forget(client):
     assert client.get("/admin/cluster/member/").status_code == 200
     forget(client, "node9")
     assert Member.objects.filter(node_id="node9").exists()
+
+
+def admin_time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def test_staff_without_django_permissions_see_the_cluster_page_but_cannot_forget(client):
+    Member.objects.create(node_id="node9", url="http://127.0.0.1:9", joined_at=2, status="dead")
+    staff = User.objects.create_user(username="staff", password="pw-0123456789", is_staff=True)
+    client.force_login(staff)
+    page = client.get("/admin/cluster/member/")
+    assert page.status_code == 200
+    assert "forget_members" not in page.content.decode()
+    forget(client, "node9")
+    assert Member.objects.filter(node_id="node9").exists()
+
+
+def test_the_member_page_shows_dates_and_ages_not_epoch_milliseconds(client):
+    now = wall_ms()
+    joined, seen = now - 3 * 3_600_000, now - 5_000
+    member = Member.objects.create(
+        node_id="node9",
+        url="http://127.0.0.1:9",
+        joined_at=joined,
+        last_seen=seen,
+        status_changed_at=seen,
+    )
+    client.force_login(User.objects.create_superuser(username="admin", password="pw-0123456789"))
+    html = client.get(f"/admin/cluster/member/{member.pk}/change/").content.decode()
+    for ms in (joined, seen):
+        assert str(ms) not in html
+    assert admin_time(joined) in html
+    assert f"{admin_time(seen)} (5." in html and " s ago)" in html
+    listing = client.get("/admin/cluster/member/").content.decode()
+    assert admin_time(joined) in listing and str(joined) not in listing

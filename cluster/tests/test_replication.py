@@ -4,9 +4,12 @@ import uuid
 
 import orjson
 import pytest
+from django.core.cache import cache
 
+from cluster import replication, tasks
 from cluster.antientropy import DIGESTS_PATH, MERKLE_PATH, VERSIONS_PATH
 from cluster.membership import MemberState
+from cluster.models import Member
 from cluster.node import local_node
 from cluster.replication import cursor_get, replicate_push
 from cluster.signing import sign_request
@@ -81,7 +84,9 @@ def test_a_failed_push_keeps_the_cursor_so_the_peer_catches_up_later():
 
 @pytest.fixture
 def node(settings):
+    """This node, with `peer` as an alive member (the endpoints answer members only)."""
     settings.KVS_CLUSTER_SECRET = SECRET
+    Member.objects.create(node_id=PEER.node_id, url=PEER.url, joined_at=PEER.joined_at)
     return local_node()
 
 
@@ -145,3 +150,22 @@ def test_merkle_and_digest_answers(client, node):
     bucket = Entry.objects.get(key="a").bucket
     answer = orjson.loads(post(client, DIGESTS_PATH, {"buckets": [bucket], "digests": []}).content)
     assert [v["key"] for v in answer["versions"]] == ["a"] and answer["want"] == []
+
+
+# --- Starting pushes after commits ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interval", [1.0, 0])
+def test_commits_queue_one_push_at_a_time_with_or_without_a_sweep(settings, monkeypatch, interval):
+    settings.KVS_PUSH_INTERVAL = interval
+    queued = []
+    monkeypatch.setattr(replication, "_peers_alive", lambda: True)
+    monkeypatch.setattr(
+        tasks.replicate_push_all, "apply_async", lambda **kw: queued.append(kw["expires"])
+    )
+    replication._enqueue_push()
+    replication._enqueue_push()  # the first is queued and not started: it will read this commit
+    assert len(queued) == 1 and queued[0] > 0
+    cache.delete(replication.PUSH_PENDING)  # as the task does when it starts
+    replication._enqueue_push()
+    assert len(queued) == 2

@@ -401,6 +401,8 @@ FORGET = "/cluster/internal/forget"
 
 
 def dead_member(node_id: str = "node3", incarnation: int = 2) -> None:
+    """`node_id` dead here, and node2 (who signs the requests) an alive member."""
+    Member.objects.get_or_create(node_id="node2", url="http://node2.test", joined_at=2)
     Member.objects.create(
         node_id=node_id, url=f"http://{node_id}.test", joined_at=1, incarnation=incarnation,
         status="dead",

@@ -1,5 +1,9 @@
 """The gossip round task and the cluster-secret command."""
 
+import json
+import os
+import subprocess
+import sys
 from io import StringIO
 
 import pytest
@@ -42,3 +46,24 @@ def test_kvs_cluster_secret_prints_the_secret_for_a_new_node(settings):
     out = StringIO()
     call_command("kvs_cluster_secret", "--env", stdout=out)
     assert out.getvalue().strip() == "KVS_CLUSTER_SECRET=s3cret-value"
+
+
+def beat_schedule(tmp_path, **env) -> set[str]:
+    """The beat entries of a node started with `env` (settings are read once per process)."""
+    script = (
+        "import json, django; from django.conf import settings; django.setup();"
+        " print(json.dumps(sorted(settings.CELERY_BEAT_SCHEDULE)))"
+    )
+    child_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "kvsite.settings"}
+    child_env.update(KVS_DATA_DIR=str(tmp_path), **env)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=child_env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout))
+
+
+def test_the_push_sweep_is_scheduled_unless_its_interval_is_zero(tmp_path):
+    assert "replicate-push" in beat_schedule(tmp_path, KVS_PUSH_INTERVAL="1")
+    without = beat_schedule(tmp_path, KVS_PUSH_INTERVAL="0")
+    assert "replicate-push" not in without and "anti-entropy" in without

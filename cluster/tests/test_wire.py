@@ -15,7 +15,7 @@ from cluster.node import local_node
 from cluster.records import record_key
 from cluster.signing import sign_request
 from cluster.transport import TransportError
-from cluster.wire import depth_of, key_check, version_parse
+from cluster.wire import key_check, version_parse
 from kv import selectors, services
 from kv.hlc import hlc_from_ms, wall_ms
 from kv.merkle import bucket_of
@@ -28,7 +28,9 @@ SECRET = "wire-secret-0123456789abcdef"
 
 @pytest.fixture
 def node(settings):
+    """This node, with `peer` as an alive member (the endpoints answer members only)."""
     settings.KVS_CLUSTER_SECRET = SECRET
+    Member.objects.create(node_id="peer", url="http://peer.test", joined_at=1)
     return local_node()
 
 
@@ -135,12 +137,16 @@ def test_a_value_nested_too_deeply_gets_400(client, node):
 def test_what_clients_may_store_peers_accept(client, node):
     # Integers beyond 64 bits and deep nesting pass the key API (its exact parser); peers take
     # them too, or one such value would stop replication to every peer.
-    values = {"big-int": "123456789012345678901234567890", "deep": "[" * 900 + "]" * 900}
+    values = {
+        "big-int": "123456789012345678901234567890",
+        "beyond-a-double": "1" + "0" * 400,  # an integer; as a float it would be infinite
+        "deep": "[" * 900 + "]" * 900,  # stored before KVS_MAX_JSON_DEPTH
+    }
     batch = [wire(key, value=value) for key, value in values.items()]
     batch.append(wire("gone", deleted=True, value=None))
     response = post(client, VERSIONS_PATH, {"versions": batch})
     assert response.status_code == 200, response.content
-    assert orjson.loads(response.content) == {"applied": 3}
+    assert orjson.loads(response.content) == {"applied": 4}
     assert {k: Entry.objects.get(key=k).value for k in values} == values
 
 
@@ -311,16 +317,6 @@ def test_key_check_allows_only_record_keys_under_the_reserved_prefix():
     assert key_check(record_key("users", "ann")) is None
     for bad in ("_x", "_sys/users", "_sys/users/", "_sys/other/x", "_sys/acl/a/b", "", "/a"):
         assert key_check(bad) is not None, bad
-
-
-def test_depth_of_counts_nesting_without_recursion():
-    assert depth_of(1) == 0
-    assert depth_of([]) == 1
-    assert depth_of({"a": [1, {"b": []}]}) == 4
-    deep: list = []
-    for _ in range(100_000):
-        deep = [deep]
-    assert depth_of(deep) == 100_001
 
 
 def test_a_walk_where_every_leaf_differs_stays_within_what_peers_accept():

@@ -4,8 +4,12 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.db.models.lookups import GreaterThan
 
-from ..acl import SYSTEM, Caller, mode_bit
+from accounts.admin_access import admin_grants
+from accounts.scopes import ADMIN_ACL
+
+from ..acl import SYSTEM, Caller, caller_may, caller_may_set_meta, mode_bit
 from ..callers import user_caller
+from ..models import Entry
 
 ACL_ADMIN_PERMISSION = "kv.change_aclrule"
 
@@ -13,19 +17,29 @@ ACL_ADMIN_PERMISSION = "kv.change_aclrule"
 def admin_caller(request) -> Caller:
     """The admin user as a Caller, built like the API's `request_caller`.
 
-    Superusers bypass ACLs. Other staff act as their username and groups; a Django permission to
-    change ACL rules makes them an ACL admin (like the API's `admin:acl` scope): they may change
-    any entry's owner, group and mode.
+    Superusers bypass ACLs. Other staff act as their username and groups; the `admin:acl` scope
+    or a Django permission to change ACL rules makes them an ACL admin: they may change any
+    entry's owner, group and mode.
     """
     if not settings.KVS_AUTH_ENABLED:
         return SYSTEM
     cached = getattr(request, "_kv_caller", None)
     if cached is None:
         user = request.user
-        acl_admin = user.is_superuser or user.has_perm(ACL_ADMIN_PERMISSION)
+        acl_admin = admin_grants(request, ADMIN_ACL) or user.has_perm(ACL_ADMIN_PERMISSION)
         cached = user_caller(user, acl_admin=acl_admin)
         request._kv_caller = cached
     return cached
+
+
+def entry_may_change(caller: Caller, entry: Entry) -> bool:
+    """Whether the entry's form lets `caller` change anything: its value (w) or its meta."""
+    acl = {"owner": entry.owner, "group": entry.group, "mode": entry.mode}
+    return caller_may(caller, "w", **acl) or caller_may_set_meta(caller, owner=entry.owner)
+
+
+def entry_may_delete(caller: Caller, entry: Entry) -> bool:
+    return caller_may(caller, "d", owner=entry.owner, group=entry.group, mode=entry.mode)
 
 
 def _grants(who: str, perm: str) -> Q:

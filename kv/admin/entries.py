@@ -1,7 +1,6 @@
 """The entry admin: a folder browser over the live keys; adds, changes and deletes go through
 kv.services with the admin user's ACL, exactly as the API's writes do."""
 
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -11,9 +10,11 @@ from django.db.models import F, QuerySet, Value
 from django.db.models.functions import StrIndex, Substr
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
+from accounts.admin_access import ScopedAdmin
+from accounts.scopes import DELETE, READ, WRITE
+from kvsite.admin_site import admin_time
 from kvsite.exceptions import KvsError
 
 from .. import selectors, services
@@ -21,22 +22,12 @@ from ..acl import Caller, mode_format
 from ..forms import EntryAddForm, EntryChangeForm, json_pretty
 from ..keys import prefix_successor, prefix_validate
 from ..models import Entry
-from .access import admin_caller, readable_by
+from .access import admin_caller, entry_may_change, entry_may_delete, readable_by
 
 FOLDER_PARAM = "prefix"  # the folder being browsed, e.g. app/config/
 FLAT_PARAM = "flat"  # list every key below the folder, not only those directly in it
 MAX_FOLDERS = 500
 PREVIEW_CHARS = 60
-
-
-def ms_datetime(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def ms_display(ms: int | None) -> str:
-    """Milliseconds since the epoch as 'YYYY-mm-dd HH:MM:SS' (UTC), or ''."""
-    moment = ms_datetime(ms)
-    return "" if moment is None else date_format(moment, "Y-m-d H:i:s")
 
 
 def value_preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
@@ -127,7 +118,11 @@ class EntryChangeList(ChangeList):
 
 
 @admin.register(Entry)
-class EntryAdmin(admin.ModelAdmin):
+class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
+    """Staff use it with their own scopes (read: browse; write: add and change; delete: delete),
+    then each key's ACL decides: a key they may only read opens read-only."""
+
+    action_scopes = {"view": READ, "add": WRITE, "change": WRITE, "delete": DELETE}
     form = EntryChangeForm
     add_form = EntryAddForm
     list_display = ("key_link", "value_short", "owner", "group", "mode_short", "updated", "expires")
@@ -199,13 +194,25 @@ class EntryAdmin(admin.ModelAdmin):
     def mode_short(self, entry: Entry) -> str:
         return format_html('<code class="kv-mode-string">{}</code>', mode_format(entry.mode))
 
-    @admin.display(description="Updated (UTC)", ordering="hlc")
+    @admin.display(description="Updated", ordering="hlc")
     def updated(self, entry: Entry) -> str:
-        return ms_display(entry.timestamp)
+        return format_html('<span class="kv-nowrap">{}</span>', admin_time(entry.timestamp))
 
-    @admin.display(description="Expires (UTC)", ordering="expires_at")
+    @admin.display(description="Expires", ordering="expires_at")
     def expires(self, entry: Entry) -> str:
-        return ms_display(entry.expires_at) or self.get_empty_value_display()
+        if entry.expires_at is None:
+            return self.get_empty_value_display()
+        return format_html('<span class="kv-nowrap">{}</span>', admin_time(entry.expires_at))
+
+    # --- what this user may do with one key: their scopes, then its ACL ------------------------
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or entry_may_change(admin_caller(request), obj))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or entry_may_delete(admin_caller(request), obj))
 
     # --- the form ------------------------------------------------------------------------------
 
@@ -214,7 +221,15 @@ class EntryAdmin(admin.ModelAdmin):
             return self.add_fieldsets
         if not self.has_change_permission(request, obj):  # view only: no form fields at all
             return (
-                (None, {"fields": ("key", "value_pretty"), "classes": ["kv-main"]}),
+                (
+                    None,
+                    {
+                        "fields": ("key", "value_pretty"),
+                        "classes": ["kv-main"],
+                        "description": "You may read this key, but its mode lets you change "
+                        "nothing: ask its owner or an ACL admin.",
+                    },
+                ),
                 ("Access", {"fields": (("owner", "group"), "mode_short"), "classes": ["kv-side"]}),
                 ("Current version", {"fields": self.version_lines, "classes": ["kv-side"]}),
             )
@@ -263,6 +278,11 @@ class EntryAdmin(admin.ModelAdmin):
             context["kv_name"] = name
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def history_view(self, request, object_id, extra_context=None):
+        """The key's own history is on its page: Django's log of admin edits would only repeat
+        part of it."""
+        return redirect(reverse("admin:kv_entry_change", args=[object_id]) + "#kv-history")
+
     def _history(self, request, obj: Entry) -> list[dict]:
         try:
             entry, previous = selectors.entry_history(key=obj.key, caller=admin_caller(request))
@@ -272,7 +292,7 @@ class EntryAdmin(admin.ModelAdmin):
             {
                 "current": version is entry,
                 "version": version.version,
-                "time": ms_display(version.timestamp),
+                "time": version.timestamp,
                 "deleted": version.deleted,
                 "preview": value_preview(version.value),
                 "full": json_pretty(version.value),

@@ -5,6 +5,9 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
+from accounts.admin_access import ScopedAdmin
+from accounts.scopes import ADMIN_ACL, READ
+from kvsite.admin_site import admin_time
 from kvsite.exceptions import NotFound
 
 from ..acl import mode_format
@@ -13,9 +16,11 @@ from ..models import AclRule, PrefixSchema
 from ..policy import acl_rule_delete, schema_delete
 
 
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(ScopedAdmin, admin.ModelAdmin):
     """What both share: the prefix is the identity (read-only once saved), saves happen in the
-    form, deletes call `delete_policy`."""
+    form, deletes call `delete_policy`. Changing either needs `admin:acl`, as on the API."""
+
+    action_scopes = {"view": ADMIN_ACL, "add": ADMIN_ACL, "change": ADMIN_ACL, "delete": ADMIN_ACL}
 
     ordering = ("prefix",)
     search_fields = ("prefix",)
@@ -23,7 +28,7 @@ class PolicyAdmin(admin.ModelAdmin):
     list_per_page = 100
 
     def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else ("prefix", "updated_at")
+        return () if obj is None else ("prefix", "updated")
 
     def save_model(self, request, obj, form, change):
         """Nothing left to do: the form saved through kv.policy while validating."""
@@ -41,6 +46,10 @@ class PolicyAdmin(admin.ModelAdmin):
     def delete_policy(self, *, prefix: str) -> None:
         raise NotImplementedError
 
+    @admin.display(description="Updated", ordering="updated_at")
+    def updated(self, obj) -> str:
+        return admin_time(obj.updated_at)
+
     @admin.display(description="Prefix", ordering="prefix")
     def prefix_code(self, obj) -> str:
         return format_html('<span class="kv-mono">{}</span>', obj.prefix)
@@ -49,7 +58,7 @@ class PolicyAdmin(admin.ModelAdmin):
 @admin.register(AclRule)
 class AclRuleAdmin(PolicyAdmin):
     form = AclRuleForm
-    list_display = ("prefix_code", "owner", "group", "mode_short", "updated_at")
+    list_display = ("prefix_code", "owner", "group", "mode_short", "updated")
     list_display_links = ("prefix_code",)
     fieldsets = (
         (None, {"fields": ("prefix",)}),
@@ -66,7 +75,7 @@ class AclRuleAdmin(PolicyAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return self.fieldsets
-        return ((None, {"fields": ("prefix", "updated_at")}), *self.fieldsets[1:])
+        return ((None, {"fields": ("prefix", "updated")}), *self.fieldsets[1:])
 
     @admin.display(description="Mode", ordering="mode")
     def mode_short(self, rule: AclRule) -> str:
@@ -78,13 +87,23 @@ class AclRuleAdmin(PolicyAdmin):
 
 @admin.register(PrefixSchema)
 class PrefixSchemaAdmin(PolicyAdmin):
+    """Anyone who may read keys may read the schemas (as on the API); changing them is admin:acl."""
+
     form = PrefixSchemaForm
-    list_display = ("prefix_code", "schema_short", "updated_at")
+    action_scopes = {**PolicyAdmin.action_scopes, "view": READ}
+    list_display = ("prefix_code", "schema_short", "updated")
     list_display_links = ("prefix_code",)
 
     def get_fieldsets(self, request, obj=None):
-        first = ("prefix",) if obj is None else ("prefix", "updated_at")
+        first = ("prefix",) if obj is None else ("prefix", "updated")
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ((None, {"fields": (*first, "schema_pretty")}),)
         return ((None, {"fields": (*first, "schema")}),)
+
+    @admin.display(description="JSON Schema")
+    def schema_pretty(self, schema: PrefixSchema) -> str:
+        text = json.dumps(schema.schema, indent=2, ensure_ascii=False)
+        return format_html('<pre class="kv-json">{}</pre>', text)
 
     @admin.display(description="Schema")
     def schema_short(self, schema: PrefixSchema) -> str:

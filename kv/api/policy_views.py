@@ -1,6 +1,5 @@
 """ACL rules and JSON Schemas per prefix: thin adapters over kv.policy."""
 
-import orjson
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -10,7 +9,8 @@ from rest_framework.views import APIView
 
 from accounts.permissions import scope_check
 from accounts.scopes import ADMIN_ACL, READ
-from kvsite.exceptions import InvalidInput, NotFound
+from kvsite.exceptions import NotFound
+from kvsite.parsers import json_parse, request_json
 
 from .. import policy
 from ..acl import mode_format, mode_parse
@@ -65,7 +65,7 @@ class AclRuleApi(APIView):
     @extend_schema(request=InputSerializer, responses=OpenApiTypes.OBJECT, operation_id="acl_put")
     def put(self, request, prefix):
         scope_check(request, ADMIN_ACL)
-        data = self.InputSerializer(data=request.data)
+        data = self.InputSerializer(data=request_json(request))
         data.is_valid(raise_exception=True)
         owner = data.validated_data.get("owner")
         group = data.validated_data.get("group")
@@ -111,11 +111,7 @@ class SchemaApi(APIView):
     )
     def put(self, request, prefix):
         scope_check(request, ADMIN_ACL)
-        try:
-            document = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"The body is not valid JSON: {exc}.") from None
-        schema, created = policy.schema_put(prefix=prefix, schema=document)
+        schema, created = policy.schema_put(prefix=prefix, schema=json_parse(request.body))
         return Response(schema_out(schema), status=201 if created else 200)
 
     @extend_schema(responses={204: None}, operation_id="schema_delete")

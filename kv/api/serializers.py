@@ -1,62 +1,29 @@
 """Wire shapes of entries. Values are stored as JSON text and spliced in without re-encoding."""
 
 import json
-import math
-import re
 
 import orjson
 from rest_framework import serializers
 
-from kvsite.exceptions import InvalidInput, TooLarge
+from kvsite.exceptions import TooLarge
+from kvsite.parsers import json_parse
 
 from ..acl import mode_format
 from ..models import Entry, EntryVersion
 
-# A run of 19 digits may be an integer beyond 64 bits; such bodies take the exact (slow) parser.
-_LONG_DIGITS = re.compile(rb"\d{19}")
-
 
 def value_canonical(body: bytes, *, limit: int) -> str:
-    """The request body as compact JSON text; raise InvalidInput or TooLarge."""
+    """The request body as compact JSON text (kvsite.parsers' rules); raise InvalidInput or
+    TooLarge."""
     if len(body) > limit:
         raise TooLarge(f"The value is {len(body)} bytes; at most {limit} are allowed.")
-    if not body.strip():
-        raise InvalidInput("The body is empty: send a JSON value.")
+    value = json_parse(body)
     try:
-        if _LONG_DIGITS.search(body):
-            raise ValueError("orjson turns integers beyond 64 bits into floats")
-        text = orjson.dumps(orjson.loads(body)).decode()
-    except (ValueError, TypeError):  # decode errors; the encoder refuses depth > 255 (TypeError)
-        text = _value_canonical_slow(body)
+        text = orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     if len(text.encode()) > limit:
         raise TooLarge(f"The value is larger than {limit} bytes.")
-    return text
-
-
-def _value_canonical_slow(body: bytes) -> str:
-    """The standard library's parser, for what orjson refuses or mangles but JSON allows (integers
-    beyond 64 bits, which it would turn into floats; nesting deeper than 255)."""
-
-    def no_constants(name):
-        raise ValueError(f"{name} is not valid JSON")
-
-    def finite(text):
-        number = float(text)
-        if math.isinf(number):
-            raise ValueError(f"the number {text[:40]} is out of range")
-        return number
-
-    try:
-        value = json.loads(body, parse_constant=no_constants, parse_float=finite)
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except ValueError as exc:  # UnicodeDecodeError too
-        raise InvalidInput(f"The body is not valid JSON: {exc}.") from None
-    except RecursionError:
-        raise InvalidInput("The body is nested too deeply.") from None
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise InvalidInput("The body is not valid JSON: a string holds a lone surrogate.") from None
     return text
 
 

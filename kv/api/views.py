@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from accounts.permissions import key_scope_check
 from accounts.scopes import DELETE, READ, WRITE
 from kvsite.exceptions import InvalidInput
+from kvsite.parsers import request_json
 
 from .. import selectors, services
 from ..acl import mode_parse
@@ -164,7 +165,7 @@ class MetaApi(APIView):
         caller = request_caller(request)
         if caller.username is None and not caller.bypass:
             raise NotAuthenticated()  # anonymous callers own nothing, not even owner-less keys
-        data = MetaInputSerializer(data=request.data)
+        data = MetaInputSerializer(data=request_json(request))
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         if not values:

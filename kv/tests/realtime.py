@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -74,3 +75,48 @@ async def refused(client: WebsocketCommunicator) -> int:
     connected, code = await client.connect()
     assert not connected, "the socket was accepted"
     return code
+
+
+async def closed_with(client: WebsocketCommunicator, timeout: float = 5) -> int:
+    """The code the server closes the accepted `client` with, within `timeout` seconds; frames
+    sent before the close are skipped."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            message = await client.receive_output(max(deadline - loop.time(), 0.001))
+        except TimeoutError:
+            raise AssertionError(f"the socket was not closed within {timeout} s") from None
+        if message["type"] == "websocket.close":
+            return message.get("code", 1000)
+
+
+async def frame_where(
+    client: WebsocketCommunicator, condition: Callable[[dict], bool], timeout: float = 5
+) -> dict:
+    """The first frame, within `timeout` seconds, for which `condition` holds (others skipped)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            frame = json.loads(await client.receive_from(max(deadline - loop.time(), 0.001)))
+        except TimeoutError:
+            raise AssertionError(f"no such frame within {timeout} s") from None
+        if condition(frame):
+            return frame
+
+
+def handshake_refusal(path: str, *, token: str | None = None) -> tuple[int, str]:
+    """(HTTP status, error code) with which a socket opened on `path` is refused, where the
+    server supports refusing with an HTTP answer (as uvicorn does)."""
+    headers = [] if token is None else [(b"authorization", f"Bearer {token}".encode())]
+
+    async def exchange():
+        client = handshake(path, headers=headers)
+        await client.send_input({"type": "websocket.connect"})
+        start = await client.receive_output(2)
+        assert start["type"] == "websocket.http.response.start", start
+        body = await client.receive_output(2)
+        return start["status"], json.loads(body["body"])["code"]
+
+    return async_to_sync(exchange)()

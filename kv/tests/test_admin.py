@@ -2,9 +2,12 @@
 through kv.services with the same validation, versions and ACL checks as the API."""
 
 import json
+import re
 import time
+from datetime import UTC, datetime
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
@@ -56,6 +59,16 @@ def change_data(entry: Entry, **changes) -> dict:
     return data
 
 
+def assert_admin_page(response, status: int, title: str) -> str:
+    """`response` is an error page in the admin's look (never the API's JSON)."""
+    assert response.status_code == status, response.status_code
+    assert response["Content-Type"].startswith("text/html"), response["Content-Type"]
+    html = response.content.decode()
+    assert f"<h1>{title}</h1>" in html and 'id="site-name"' in html
+    assert f'data-kv-error="{status}"' in html
+    return html
+
+
 def listed(response) -> list[str]:
     assert response.status_code == 200, response.content[:500]
     return [entry.key for entry in response.context["cl"].result_list]
@@ -78,11 +91,9 @@ def root_client(client, root_user):
 
 @pytest.fixture
 def staff(db) -> User:
-    """A staff user who is no superuser, allowed by Django to use the entry admin."""
-    user = User.objects.create_user(username="bob", password="bob-password-1", is_staff=True)
-    codenames = ["view_entry", "add_entry", "change_entry", "delete_entry"]
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    return user
+    """A staff user who is no superuser and holds no Django permission: the admin gives them
+    what their login's scopes (read, write, delete, pubsub) allow, then each key's ACL."""
+    return User.objects.create_user(username="bob", password="bob-password-1", is_staff=True)
 
 
 @pytest.fixture
@@ -138,12 +149,30 @@ def test_search_finds_key_substrings_below_the_current_folder(root_client, tree)
     assert listed(root_client.get(reverse(CHANGELIST), {"q": "x", "prefix": "app/"})) == []
 
 
-def test_changelist_shows_value_preview_mode_string_and_expiry(root_client):
-    put("cfg", json.dumps({"name": "x" * 100}, separators=(",", ":")), ttl=3600)
-    html = root_client.get(reverse(CHANGELIST)).content.decode()
+ADMIN_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+
+
+def test_changelist_shows_value_preview_owner_mode_updated_and_expiry(root_client):
+    entry = put("cfg", json.dumps({"name": "x" * 100}, separators=(",", ":")), ttl=3600)
+    response = root_client.get(reverse(CHANGELIST))
+    html = response.content.decode()
+    for column in ("key_link", "value_short", "owner", "group", "mode_short", "updated", "expires"):
+        assert f'class="field-{column}' in html, column  # every column, in every row
     assert "cdwr--wr---r" in html
     assert "{&quot;name&quot;:&quot;xxxxx" in html and "x" * 100 not in html  # a short preview
-    assert "Expires (UTC)" in html
+    updated = datetime.fromtimestamp(entry.timestamp / 1000, tz=UTC)
+    assert updated.strftime("%Y-%m-%d %H:%M:%S UTC") in html  # the admin's one date format
+    assert len(ADMIN_TIME.findall(html)) == 2  # updated and expires
+
+
+def test_a_long_key_wraps_in_its_column(root_client):
+    long_key = "app/" + "a-very-long-segment-" * 40
+    put(long_key.rstrip("-"))
+    html = root_client.get(reverse(CHANGELIST), {"flat": "1"}).content.decode()
+    assert '<th class="field-key_link">' in html
+    css = (settings.BASE_DIR / "static/kvsite/admin.css").read_text()
+    assert re.search(r"#result_list th\.field-key_link \{[^}]*overflow-wrap: anywhere", css)
+    assert re.search(r"#result_list td\.field-value_short \{[^}]*text-overflow: ellipsis", css)
 
 
 def test_staff_see_only_keys_they_may_read(staff_client):
@@ -318,23 +347,46 @@ def test_a_new_ttl_sets_the_expiry_and_an_empty_one_keeps_it(root_client):
     assert fresh(entry).expires_at is None
 
 
-def test_staff_without_write_get_a_form_error_not_a_change(staff_client):
-    entry = put("doc", "1")  # cdwr--wr---r: others (bob) may only read
+def test_a_key_staff_may_only_read_opens_read_only_and_a_post_is_an_admin_page(staff_client):
+    entry = put("doc", '{"a":1}')  # cdwr--wr---r: others (bob) may only read
     response = staff_client.get(change_url(entry))
     assert response.status_code == 200
-    response = staff_client.post(change_url(entry), change_data(entry, value="2"))
-    assert "does not grant you write" in form_errors(response)["value"][0]
-    assert fresh(entry).value == "1" and fresh(entry).version == entry.version
+    html = response.content.decode()
+    assert 'name="value"' not in html and 'name="mode"' not in html
+    assert "its mode lets you change nothing" in html
+    assert '<pre class="kv-json">{\n  &quot;a&quot;: 1\n}</pre>' in html
+    assert '<div class="readonly"><code class="kv-mode-string">cdwr--wr---r</code></div>' in html
+    refused = staff_client.post(change_url(entry), change_data(entry, value="2"))
+    assert_admin_page(refused, 403, "Permission denied")
+    assert fresh(entry).value == '{"a":1}' and fresh(entry).version == entry.version
 
 
-def test_staff_who_may_write_still_cannot_change_the_mode_of_others_keys(staff_client):
+def test_a_key_staff_may_write_but_do_not_own_has_its_access_fields_disabled(staff_client):
     entry = put("doc", "1")
     services.entry_meta_set(key="doc", mode=mode_parse("cdwr--wr--wr"), fields={"mode"})
     entry = fresh(entry)
-    data = change_data(entry, value="2", mode=mode_bits("cdwrcdwrcdwr"))
+    form = staff_client.get(change_url(entry)).context["adminform"].form
+    assert [form.fields[f].disabled for f in ("owner", "group", "mode")] == [True] * 3
+    assert not form.fields["value"].disabled
+    data = change_data(entry, value="2", mode=mode_bits("cdwrcdwrcdwr"), owner="bob")
     response = staff_client.post(change_url(entry), data)
-    assert "owner" in form_errors(response)["mode"][0]
-    assert fresh(entry).value == "1"  # the value write was rolled back with it
+    assert response.status_code == 302, form_errors(response)
+    saved = fresh(entry)
+    assert saved.value == "2"  # the value they may write
+    assert (saved.owner, saved.mode) == ("root", mode_parse("cdwr--wr--wr"))  # not the meta
+
+
+def test_the_key_page_refuses_a_value_write_the_mode_forbids_as_a_form_error(client, staff):
+    # Owners may change the meta of their keys even when the mode denies them w; the value is
+    # refused where it is typed.
+    entry = put("doc", "1", caller=Caller(username="bob"))
+    services.entry_meta_set(key="doc", mode=mode_parse("c--r--------"), fields={"mode"})
+    client.force_login(staff)
+    entry = fresh(entry)
+    response = client.post(change_url(entry), change_data(entry, value="2"))
+    assert "does not grant you write" in form_errors(response)["value"][0]
+    assert 'class="errornote"' in response.content.decode()
+    assert fresh(entry).value == "1"
 
 
 def test_staff_own_the_keys_they_add_and_may_change_their_mode(staff_client, staff):
@@ -395,9 +447,10 @@ def test_bulk_delete_confirms_then_tombstones_every_selected_key(root_client, ap
 def test_staff_without_delete_permission_in_the_mode_delete_nothing(staff_client, staff):
     mine = put("mine", caller=Caller(username="bob"))
     theirs = put("theirs")  # others have no d
+    assert "deletelink" in staff_client.get(change_url(mine)).content.decode()
+    assert "deletelink" not in staff_client.get(change_url(theirs)).content.decode()
     delete_url = reverse("admin:kv_entry_delete", args=[theirs.pk])
-    response = staff_client.post(delete_url, {"post": "yes"}, follow=True)
-    assert "Not deleted" in response.content.decode()
+    assert_admin_page(staff_client.post(delete_url, {"post": "yes"}), 403, "Permission denied")
     assert not fresh(theirs).deleted
     data = {"action": "delete_selected", "_selected_action": [mine.pk, theirs.pk], "post": "yes"}
     response = staff_client.post(reverse(CHANGELIST), data, follow=True)
@@ -441,7 +494,13 @@ def test_acl_rule_change_keeps_the_prefix_and_updates_the_mode(root_client):
 
 @pytest.mark.parametrize(
     ("schema", "message"),
-    [('{"type": 5}', "Invalid JSON Schema"), ('{"type": ', "not valid JSON"), ("[1]", "object")],
+    [
+        ('{"type": 5}', "Invalid JSON Schema"),
+        ('{"type": ', "not valid JSON"),
+        ("[1]", "object"),
+        ('{"items": ' * 100_000 + "{}" + "}" * 100_000, "levels deep"),
+        ('{"maximum": 123456789012345678901234567890}', "64 bits"),
+    ],
 )
 def test_an_invalid_schema_is_a_form_error(root_client, schema, message):
     response = root_client.post(
@@ -465,15 +524,135 @@ def test_a_schema_saved_in_the_admin_governs_api_writes(root_client, api):
     assert "{\n  &quot;type&quot;: &quot;object&quot;," in page.content.decode()
 
 
-def test_view_only_staff_see_the_entry_read_only(client, staff):
-    staff.user_permissions.set(Permission.objects.filter(codename="view_entry"))
-    client.force_login(staff)
-    entry = put("doc", '{"a":1}')
-    response = client.get(change_url(entry))
-    assert response.status_code == 200
+# --- staff who are not superusers: their scopes, then the keys' ACLs -----------------------------
+
+
+def admin_links(response) -> set[str]:
+    """The model pages the index (or an app's index) links to."""
+    assert response.status_code == 200, response.status_code
+    return {m["admin_url"] for app in response.context["app_list"] for m in app["models"]}
+
+
+def test_the_index_offers_staff_the_store_and_nothing_their_scopes_do_not_allow(staff_client):
+    response = staff_client.get(reverse("admin:index"))
     html = response.content.decode()
-    assert 'name="value"' not in html
-    assert '<pre class="kv-json">{\n  &quot;a&quot;: 1\n}</pre>' in html
-    assert '<div class="readonly"><code class="kv-mode-string">cdwr--wr---r</code></div>' in html
-    assert client.post(change_url(entry), change_data(entry, value="2")).status_code == 403
-    assert fresh(entry).value == '{"a":1}'
+    assert "have permission to view or edit anything" not in html
+    assert admin_links(response) == {
+        "/admin/kv/entry/",
+        "/admin/kv/prefixschema/",  # read: view only
+        "/admin/cluster/member/",  # read: view only
+    }
+    models = {
+        m["object_name"]: m["perms"] for a in response.context["app_list"] for m in a["models"]
+    }
+    assert models["Entry"] == {"add": True, "change": True, "delete": True, "view": True}
+    assert models["PrefixSchema"] == {"add": False, "change": False, "delete": False, "view": True}
+
+
+def test_superusers_get_every_page(root_client):
+    assert admin_links(root_client.get(reverse("admin:index"))) >= {
+        "/admin/kv/entry/",
+        "/admin/kv/aclrule/",
+        "/admin/kv/prefixschema/",
+        "/admin/accounts/user/",
+        "/admin/auth/group/",
+        "/admin/accounts/apitoken/",
+        "/admin/cluster/member/",
+    }
+
+
+def test_users_who_are_not_staff_are_sent_to_the_login_page(client):
+    plain = User.objects.create_user(username="carol", password="carol-password-1")
+    client.force_login(plain)
+    put("public/doc")
+    for path in ("/admin/", "/admin/kv/entry/", reverse("admin:kv_entry_add")):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    refused = client.post(reverse("admin:kv_entry_add"), {"key": "x", "value": "1"})
+    assert refused.status_code == 302 and refused["Location"].startswith("/admin/login/")
+    assert not Entry.objects.filter(key="x").exists()
+
+
+def test_staff_browse_folders_and_add_where_the_rule_allows(staff_client):
+    put("shared/a")
+    acl_rule_put(prefix="team/", owner=None, group=None, mode=mode_parse("cdwrcdwrcdwr"))
+    response = staff_client.get(reverse(CHANGELIST))
+    assert [f["name"] for f in response.context["kv_folders"]] == ["shared/"]
+    assert "Add entry" in response.content.decode()
+    added = staff_client.post(reverse("admin:kv_entry_add"), {"key": "team/x", "value": "1"})
+    assert added.status_code == 302
+    assert Entry.objects.get(key="team/x").owner == "bob"
+
+
+def test_staff_may_not_open_acl_rules_unless_given_the_django_permission(client, staff):
+    rule, _ = acl_rule_put(prefix="p/", owner=None, group=None, mode=0)
+    client.force_login(staff)
+    html = assert_admin_page(
+        client.get(reverse("admin:kv_aclrule_changelist")), 403, "Permission denied"
+    )
+    assert "Forbidden." not in html
+    refused = client.post(reverse("admin:kv_aclrule_add"), {"prefix": "q/", "mode": ["0"]})
+    assert_admin_page(refused, 403, "Permission denied")
+    assert not AclRule.objects.filter(prefix="q/").exists()
+
+    staff.user_permissions.add(Permission.objects.get(codename="change_aclrule"))
+    client.force_login(User.objects.get(pk=staff.pk))  # fresh permission cache
+    assert client.get(reverse("admin:kv_aclrule_changelist")).status_code == 200
+    entry = put("theirs")
+    data = change_data(entry, mode=mode_bits("cdwr-dwr-dwr"))
+    assert client.post(change_url(entry), data).status_code == 302  # the perm counts as admin:acl
+    assert fresh(entry).mode == mode_parse("cdwr-dwr-dwr")
+
+
+def test_staff_read_schemas_but_do_not_change_them(staff_client):
+    schema, _ = schema_put(prefix="cfg/", schema={"type": "object"})
+    page = staff_client.get(reverse("admin:kv_prefixschema_change", args=[schema.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200 and 'name="schema"' not in html
+    assert "&quot;type&quot;: &quot;object&quot;" in html
+    refused = staff_client.post(
+        reverse("admin:kv_prefixschema_change", args=[schema.pk]), {"schema": "{}"}
+    )
+    assert_admin_page(refused, 403, "Permission denied")
+    assert PrefixSchema.objects.get(pk=schema.pk).schema == {"type": "object"}
+
+
+# --- the key page: no Django history button, the c column explained -----------------------------
+
+
+def test_the_key_page_has_its_own_history_and_not_djangos_button(root_client):
+    entry = put("doc")
+    html = root_client.get(change_url(entry)).content.decode()
+    assert 'class="historylink"' not in html
+    assert 'id="kv-history"' in html
+    history = root_client.get(reverse("admin:kv_entry_history", args=[entry.pk]))
+    assert history.status_code == 302 and history["Location"] == change_url(entry) + "#kv-history"
+
+
+def test_the_history_shows_the_admins_date_format_and_scrolls_on_its_own(root_client):
+    entry = put("doc")
+    html = root_client.get(change_url(entry)).content.decode()
+    written = datetime.fromtimestamp(entry.timestamp / 1000, tz=UTC)
+    history = html[html.index('id="kv-history"') :]
+    assert written.strftime("%Y-%m-%d %H:%M:%S UTC") in history
+    assert '<div class="kv-scroll">' in history
+
+
+def test_an_existing_keys_c_column_is_disabled_and_says_why(root_client):
+    entry = put("doc")
+    html = root_client.get(change_url(entry)).content.decode()
+    boxes = re.findall(r'<input type="checkbox" name="mode"[^>]*>', html)
+    create = [box for box in boxes if 'data-letter="c"' in box]
+    assert len(create) == 3 and all(" disabled" in box for box in create)
+    assert not any(" disabled" in box for box in boxes if 'data-letter="c"' not in box)
+    assert "Creating keys is decided by the ACL rule of the key&#x27;s prefix" in html
+    # A posted c column is ignored: the key keeps its own.
+    data = change_data(entry, mode=mode_bits("-dwr--wr---r"))
+    assert root_client.post(change_url(entry), data).status_code == 302
+    assert fresh(entry).mode == mode_parse("cdwr--wr---r")
+
+
+def test_the_rule_grids_c_column_stays_editable(root_client):
+    html = root_client.get(reverse("admin:kv_aclrule_add")).content.decode()
+    boxes = re.findall(r'<input type="checkbox" name="mode"[^>]*>', html)
+    assert len(boxes) == 12 and not any(" disabled" in box for box in boxes)

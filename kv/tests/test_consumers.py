@@ -3,17 +3,24 @@ filtering by prefix and read permission."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
+import jwt as pyjwt
 import pytest
 from channels.db import database_sync_to_async
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group
 from django.test import TestCase
+from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.models import User
+from accounts.models import ApiToken, User
+from accounts.services import group_update, jwt_issue, user_update
+from accounts.tokens import token_hash
 from kv import consumers, services, watch
-from kv.acl import SYSTEM
+from kv.acl import SYSTEM, mode_parse
 
-from .realtime import frames, handshake, opened, refused, run, socket
+from .realtime import closed_with, frame_where, frames, handshake, opened, refused, run, socket
 
 pytestmark = pytest.mark.django_db
 
@@ -108,6 +115,35 @@ def test_bad_prefix_or_since_is_refused_with_400(channel_layer, token):
     run(scenario)
 
 
+def test_a_prefix_that_is_not_utf8_or_holds_invisible_characters_is_refused(channel_layer, token):
+    reader = token(scopes=["read"])
+
+    async def scenario():
+        for query in ("prefix=al%2F%FF", "prefix=%C0%80", f"prefix={quote('a/b' + chr(0x202E))}"):
+            assert await refused(socket(f"/ws/v1/watch?{query}", token=reader)) == 4400
+        await opened(socket(watch_path("al/"), token=reader))
+
+    run(scenario)
+
+
+def test_a_client_frame_nested_thousands_deep_gets_an_error_frame_not_a_dropped_socket(
+    channel_layer, token
+):
+    reader = token(scopes=["read"])
+
+    async def scenario():
+        client = socket(watch_path("a/"), token=reader)
+        await opened(client)
+        assert (await frames(client, 1))[0]["type"] == "ready"
+        for frame in ("[" * 2_000 + "]" * 2_000, "{" * 100_000, "not json"):
+            await client.send_to(text_data=frame)
+            (error,) = await frames(client, 1)
+            assert (error["type"], error["code"]) == ("error", "invalid_json"), error
+        await client.disconnect()
+
+    run(scenario)
+
+
 def test_refusal_is_an_http_answer_where_the_server_supports_it(channel_layer):
     async def scenario():
         client = handshake("/ws/v1/watch", query="prefix=a/")
@@ -118,6 +154,18 @@ def test_refusal_is_an_http_answer_where_the_server_supports_it(channel_layer):
         assert start["status"] == 401
         assert (b"www-authenticate", b'Bearer realm="kvsite"') in start["headers"]
         assert b'"detail"' in body["body"]
+
+    run(scenario)
+
+
+def test_a_properly_signed_jwt_with_an_absurd_expiry_is_refused_with_401(channel_layer, root_user):
+    claims = dict(AccessToken(jwt_issue(user=root_user)["access"]).payload)
+    absurd = pyjwt.encode(
+        {**claims, "exp": 1e30}, django_settings.SIMPLE_JWT["SIGNING_KEY"], "HS256"
+    )
+
+    async def scenario():
+        assert await refused(socket(watch_path("a/"), token=absurd)) == 4401
 
     run(scenario)
 
@@ -350,3 +398,136 @@ def test_a_lost_announcement_only_delays_the_event_until_the_recheck(announce, t
         assert event["key"] == "a/unannounced"
 
     run(scenario)
+
+
+# --- Open sockets keep only the access they still have ------------------------------------------
+
+GROUP_READ = mode_parse("cdwr---r----")  # the owner everything, the group read, others nothing
+RECHECK_DEADLINE_S = 10.0
+
+
+async def keys_until(client, key: str) -> list[str]:
+    """The keys of the events up to and including the next one of `key`."""
+    keys = []
+    while not keys or keys[-1] != key:
+        keys.append((await frame_where(client, lambda f: "key" in f, timeout=5))["key"])
+    return keys
+
+
+def _both(n: int) -> None:
+    put("g/team", str(n))  # readable through the group only
+    put("g/open", str(n))  # readable by others
+
+
+async def filtered_within_deadline(client, announce, n: int) -> int:
+    """Write both keys until `client` gets g/open without g/team (its caller was renewed);
+    the next counter."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RECHECK_DEADLINE_S
+    while True:
+        n += 1
+        await database_sync_to_async(_both)(n)
+        await announce()
+        if await keys_until(client, "g/open") == ["g/open"]:
+            return n
+        assert loop.time() < deadline, "the socket still gets the group's events"
+
+
+@pytest.fixture
+def ops_members(settings, root_user):
+    """gina and hank in ops; g/team readable by ops alone, g/open by everyone."""
+    settings.KVS_TOKEN_CACHE_SECONDS = 0.2
+    ops = Group.objects.create(name="ops")
+    users = [User.objects.create_user(username=name) for name in ("gina", "hank")]
+    ops.user_set.add(*users)
+    _both(0)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        services.entry_meta_set(
+            key="g/team",
+            owner="root",
+            group="ops",
+            mode=GROUP_READ,
+            fields={"owner", "group", "mode"},
+        )
+    return ops, users
+
+
+def test_a_user_removed_from_a_group_stops_getting_events_only_the_group_may_read(
+    announce, token, ops_members
+):
+    ops, (gina, hank) = ops_members
+    leaving = socket(watch_path("g/"), token=token(scopes=["read"], user=gina))
+    staying = socket(watch_path("g/"), token=token(scopes=["read"], user=hank))
+
+    async def scenario():
+        for client in (leaving, staying):
+            await opened(client)
+            await frames(client, 1)
+        await database_sync_to_async(_both)(1)
+        await announce()
+        for client in (leaving, staying):  # members read the group's key
+            assert await keys_until(client, "g/open") == ["g/team", "g/open"]
+        await database_sync_to_async(group_update)(group=ops, remove=["gina"])
+        n = await filtered_within_deadline(leaving, announce, 1)
+        await database_sync_to_async(_both)(n + 1)
+        await announce()
+        assert await keys_until(leaving, "g/open") == ["g/open"]  # and stays so
+        last = n + 1  # hank, still a member, gets the group's key up to the last write
+        seen = []
+        while ("g/open", last) not in seen:
+            frame = await frame_where(staying, lambda f: "key" in f, timeout=5)
+            seen.append((frame["key"], frame["value"]))
+        assert ("g/team", last) in seen
+        for client in (leaving, staying):
+            await client.disconnect()
+
+    run(scenario)
+
+
+def test_a_demoted_superuser_stops_getting_events_of_keys_they_may_not_read(
+    announce, token, ops_members, root_user
+):
+    sue = User.objects.create_superuser(username="sue", password="sue-password-1")
+    client = socket(watch_path("g/"), token=token(scopes=["read"], user=sue))
+
+    async def scenario():
+        await opened(client)
+        await frames(client, 1)
+        await database_sync_to_async(_both)(1)
+        await announce()
+        assert await keys_until(client, "g/open") == ["g/team", "g/open"]  # superusers bypass
+        await database_sync_to_async(user_update)(user=sue, is_superuser=False)
+        await filtered_within_deadline(client, announce, 1)
+        await client.disconnect()
+
+    run(scenario)
+
+
+def test_a_token_no_longer_covering_the_prefix_closes_its_watch_with_4403(
+    announce, token, settings
+):
+    settings.KVS_TOKEN_CACHE_SECONDS = 0.2
+    moved = token(scopes=["read"], prefix="team/")
+    kept = token(scopes=["read"], prefix="team/")
+
+    async def scenario():
+        closing, staying = (
+            socket(watch_path("team/"), token=moved),
+            socket(watch_path("team/"), token=kept),
+        )
+        for client in (closing, staying):
+            await opened(client)
+            await frames(client, 1)
+        await database_sync_to_async(_confine)(moved, "other/")
+        assert await closed_with(closing, timeout=RECHECK_DEADLINE_S) == 4403
+        await database_sync_to_async(put)("team/x")
+        await announce()
+        assert (await frame_where(staying, lambda f: "key" in f))["key"] == "team/x"
+        for client in (closing, staying):
+            await client.disconnect()
+
+    run(scenario)
+
+
+def _confine(secret: str, prefix: str) -> None:
+    ApiToken.objects.filter(secret_hash=token_hash(secret)).update(prefix=prefix)

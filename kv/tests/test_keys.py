@@ -35,6 +35,38 @@ def test_invalid_keys_are_refused(key):
         key_validate(key)
 
 
+INVISIBLE = [
+    pytest.param("a\u202eb", id="right-to-left-override"),
+    pytest.param("a\u2066b\u2069", id="bidi-isolate"),
+    pytest.param("a\u200fb", id="right-to-left-mark"),
+    pytest.param("a\u200bb", id="zero-width-space"),
+    pytest.param("a\u200db", id="zero-width-joiner"),
+    pytest.param("\ufeffa", id="byte-order-mark"),
+    pytest.param("a\u00adb", id="soft-hyphen"),
+    pytest.param("a\u2028b", id="line-separator"),
+    pytest.param("a\u2029b", id="paragraph-separator"),
+    pytest.param("a/\ufffd", id="replacement-character"),
+]
+
+
+@pytest.mark.parametrize("key", INVISIBLE)
+def test_invisible_characters_and_the_replacement_character_are_refused(key):
+    with pytest.raises(InvalidKey, match="U\\+"):
+        key_validate(key)
+    with pytest.raises(InvalidKey):
+        prefix_validate(key + "/")
+
+
+@pytest.mark.parametrize("key", INVISIBLE)
+def test_versions_from_peers_keep_the_keys_earlier_nodes_accepted(key):
+    assert key_validate(key, allow_reserved=True, from_peer=True) == key
+
+
+def test_versions_from_peers_still_have_no_control_characters():
+    with pytest.raises(InvalidKey, match="control"):
+        key_validate("a\x00b", allow_reserved=True, from_peer=True)
+
+
 def test_reserved_keys_are_allowed_where_the_system_asks():
     assert key_validate("_system/x", allow_reserved=True) == "_system/x"
 

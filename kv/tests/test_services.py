@@ -6,6 +6,7 @@ import pytest
 from kv import selectors, services
 from kv.acl import Caller
 from kv.hlc import hlc_from_ms
+from kv.keys import InvalidKey
 from kv.merkle import ZERO
 from kv.models import Entry, EntryVersion, MerkleLeaf, StoreState
 from kv.signals import entry_applied
@@ -195,3 +196,13 @@ def test_versions_apply_counts_only_newer_versions_and_drops_stale_tombstones(se
     assert services.versions_apply([fresh, stale_tombstone], now=NOW) == 1
     assert services.versions_apply([fresh], now=NOW) == 0
     assert not Entry.objects.filter(key="b").exists()
+
+
+def test_versions_from_peers_apply_under_keys_that_clients_can_no_longer_write():
+    # Their origin accepted them (an earlier version of the key rules): refusing them here would
+    # keep the stores apart for good.
+    keys = ["zero\u200bwidth", "al/\ufffd\ufffd"]
+    assert services.versions_apply([remote(key=k) for k in keys], now=NOW) == 2
+    assert set(Entry.objects.values_list("key", flat=True)) >= set(keys)
+    with pytest.raises(InvalidKey):
+        services.entry_put(key=keys[0], value="1", now=NOW)

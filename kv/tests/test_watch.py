@@ -253,3 +253,27 @@ def test_an_entry_that_expires_is_sent_as_a_delete_once_past_its_expiry(reads):
 
     (later,) = run(again)[0]
     assert json.loads(later)["type"] == "delete" and len(reads) == 1
+
+
+def test_the_window_decides_by_the_keys_owner_group_and_mode_as_they_stand_now(reads, root_user):
+    recent = opened_window()
+    first = put("s/x")  # others may read it
+
+    async def scenario():
+        await recent.read(prefix="", after=0, upto=first, caller=SYSTEM)  # the window holds it
+        restricted = await database_sync_to_async(_owner_only)("s/x")
+        behind = await recent.read(prefix="s/", after=0, upto=restricted, caller=ANONYMOUS)
+        system = await recent.read(prefix="s/", after=0, upto=restricted, caller=SYSTEM)
+        return behind[0], system[0]
+
+    behind, system = run(scenario)
+    assert keys_of(behind) == []  # as a read of the database would: s/x is no longer readable
+    assert keys_of(system) == ["s/x", "s/x"]
+
+
+def _owner_only(key: str) -> int:
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        entry = services.entry_meta_set(
+            key=key, owner="root", mode=0xF00, fields={"owner", "mode"}, caller=SYSTEM
+        )
+    return entry.revision

@@ -9,9 +9,10 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_credential, scope_check
 from accounts.scopes import PUBSUB
+from kvsite.parsers import request_json
 
 from ..services import message_publish, publish_body_parse, topic_access_check
-from ..subscribers import topics_visible
+from ..subscribers import topics_cluster
 
 TOPIC_PARAM = OpenApiParameter("topic", OpenApiTypes.STR, OpenApiParameter.PATH)
 
@@ -32,12 +33,13 @@ class TopicPublishApi(APIView):
     )
     def post(self, request, topic):
         topic_access_check(request, topic)
-        message = message_publish(topic=topic, data=publish_body_parse(request.data))
+        message = message_publish(topic=topic, data=publish_body_parse(request_json(request)))
         return Response({"id": message["id"]}, status=202)
 
 
 class TopicListApi(APIView):
-    """The topics that have subscribers on this node and that the caller may use."""
+    """The topics that the caller may use and that have subscribers, counted on every node; the
+    live peers that did not answer within KVS_GATHER_TIMEOUT are named `unreachable`."""
 
     permission_classes = [AllowAny]  # scope_check decides
 
@@ -47,11 +49,17 @@ class TopicListApi(APIView):
             subscribers = serializers.IntegerField()
 
         topics = TopicSerializer(many=True)
+        unreachable = serializers.ListField(child=serializers.CharField())
 
     @extend_schema(responses=OutputSerializer, operation_id="pubsub_topics")
     def get(self, request):
         scope_check(request, PUBSUB)
         credential = request_credential(request)
         prefix = credential.prefix if credential is not None else None
-        topics = topics_visible(prefix=prefix)
-        return Response({"topics": [{"name": t, "subscribers": n} for t, n in topics]})
+        view = topics_cluster(prefix=prefix)
+        return Response(
+            {
+                "topics": [{"name": t, "subscribers": n} for t, n in view.topics],
+                "unreachable": view.unreachable,
+            }
+        )

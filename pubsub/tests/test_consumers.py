@@ -6,11 +6,14 @@ import asyncio
 from urllib.parse import quote
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from kv.tests.realtime import frames, opened, refused, run, socket
+from accounts.models import ApiToken
+from accounts.tokens import token_hash
+from kv.tests.realtime import closed_with, frames, opened, refused, run, socket
 from kvsite.realtime import RealtimeConsumer
-from pubsub.services import topic_group
+from pubsub.services import message_publish_async, topic_group
 from pubsub.subscribers import book
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +67,20 @@ def test_sockets_of_a_topic_share_one_layer_subscription_until_the_last_leaves(
     run(scenario)
 
 
+def test_topics_that_are_not_utf8_or_hold_invisible_characters_are_refused(channel_layer, token):
+    secret = token(scopes=["pubsub"])
+
+    async def scenario():
+        for path in ("/ws/v1/pubsub/al/%FF%FE", "/ws/v1/pubsub/al/%C0%80"):
+            assert await refused(socket(path, token=secret)) == 4400
+        assert await refused(socket(topic_path("news\u200b"), token=secret)) == 4400
+        client = socket(topic_path("al/%FF"), token=secret)  # a percent sign is just a character
+        await opened(client)
+        await client.disconnect()
+
+    run(scenario)
+
+
 def test_anonymous_read_does_not_open_pubsub(channel_layer, settings):
     settings.KVS_ALLOW_ANONYMOUS_READ = True
 
@@ -107,7 +124,7 @@ def test_a_frame_publishes_to_every_subscriber_and_is_forwarded_once(
 
 @pytest.mark.parametrize(
     ("frame", "code"),
-    [("not json", "invalid"), ('{"no": "data"}', "invalid"), ('["data"]', "invalid")],
+    [("not json", "invalid_json"), ('{"no": "data"}', "invalid"), ('["data"]', "invalid")],
 )
 def test_bad_frames_are_answered_with_an_error_and_publish_nothing(
     channel_layer, forwarded, token, frame, code
@@ -121,6 +138,29 @@ def test_bad_frames_are_answered_with_an_error_and_publish_nothing(
         (error,) = await frames(client, 1)
         assert (error["type"], error["code"]) == ("error", code) and error["detail"]
         assert forwarded == []
+        await client.disconnect()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("depth", [65, 300, 2_000, 100_000])
+def test_a_frame_nested_too_deeply_is_answered_with_an_error_and_the_socket_stays(
+    channel_layer, forwarded, token, settings, depth
+):
+    settings.KVS_MAX_JSON_DEPTH = 64
+    secret = token(scopes=["pubsub"])
+    frame = '{"data": ' + "[" * depth + "]" * depth + "}"
+
+    async def scenario():
+        client = socket(topic_path("t"), token=secret)
+        await opened(client)
+        await client.send_to(text_data=frame)
+        (error,) = await frames(client, 1)
+        assert (error["type"], error["code"]) == ("error", "invalid_json")
+        assert f"{depth + 1} levels" in error["detail"]
+        await client.send_json_to({"data": "still here"})  # the socket is still open
+        assert sorted(f["type"] for f in await frames(client, 2)) == ["message", "published"]
+        assert [m["data"] for m in forwarded] == ["still here"]
         await client.disconnect()
 
     run(scenario)
@@ -202,3 +242,32 @@ def test_the_sender_notes_the_gap_as_soon_as_there_is_room(settings):
         assert sent == ["m0", "m1", '{"type":"overflow","dropped":2}']
 
     run(scenario)
+
+
+# --- Open sockets keep only the access they still have ------------------------------------------
+
+
+def test_a_credential_that_loses_pubsub_closes_its_subscriptions_with_4403(
+    channel_layer, forwarded, token, settings
+):
+    settings.KVS_TOKEN_CACHE_SECONDS = 0.2
+    losing, keeping = token(scopes=["pubsub"]), token(scopes=["pubsub"])
+
+    async def scenario():
+        closing = socket(topic_path("t"), token=losing)
+        staying = socket(topic_path("t"), token=keeping)
+        for client in (closing, staying):
+            await opened(client)
+        await database_sync_to_async(_scopes_set)(losing, ["read"])
+        assert await closed_with(closing, timeout=10) == 4403
+        await message_publish_async(topic="t", data="still here")
+        (message,) = await frames(staying, 1)
+        assert message["data"] == "still here"
+        for client in (closing, staying):
+            await client.disconnect()
+
+    run(scenario)
+
+
+def _scopes_set(secret: str, scopes: list[str]) -> None:
+    ApiToken.objects.filter(secret_hash=token_hash(secret)).update(scopes=scopes)

@@ -111,3 +111,31 @@ def test_each_post_is_signed_for_the_peer_it_goes_to():
     forwarder.forward({"id": "n"})
     wait_for(lambda: got["node3"] == ["m", "n"], timeout=5, what="the unchanged peer")
     assert got["node2"] == ["m"]
+
+
+def test_a_message_that_cannot_be_sent_is_dropped_and_the_rest_of_its_batch_goes(
+    received, settings
+):
+    # Publishes are refused beyond KVS_MAX_JSON_DEPTH at the door; this is the net behind it.
+    settings.KVS_PUBSUB_FORWARD_GATHER = 0.2  # all of them in one batch
+    got, transport = received
+    deep: object = 1
+    for _ in range(300):  # beyond orjson's encoder and beyond what a peer parses
+        deep = [deep]
+    forwarder = Forwarder(peers=lambda: PEERS, transport=lambda: transport)
+    forwarder.forward({"id": "before", "data": 1})
+    forwarder.forward({"id": "deep", "data": deep})
+    forwarder.forward({"id": "big", "data": 2**70})  # the standard library's encoder: still sent
+    forwarder.forward({"id": "after", "data": 2})
+    wanted = ["before", "big", "after"]
+    wait_for(lambda: all(ids == wanted for ids in got.values()), timeout=5, what="the others")
+
+
+def test_a_message_as_deep_as_a_publish_may_be_is_forwarded(received, settings):
+    got, transport = received
+    data: object = 1
+    for _ in range(settings.KVS_MAX_JSON_DEPTH - 1):  # the body {"data": ...} is one level more
+        data = [data]
+    forwarder = Forwarder(peers=lambda: PEERS, transport=lambda: transport)
+    forwarder.forward({"id": "deep", "data": data})
+    wait_for(lambda: all(ids == ["deep"] for ids in got.values()), timeout=5, what="forwards")

@@ -33,7 +33,11 @@
         show(event);
       }
     };
-    socket.onclose = function () {
+    socket.onclose = function (closed) {
+      if (closed.code === 4401 || closed.code === 4403) {  // the session ended or lost access
+        state.textContent = closed.code === 4401 ? "signed out" : "no longer allowed";
+        return;
+      }
       state.textContent = "reconnecting…";
       window.setTimeout(connect, 2000);
     };

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -13,9 +14,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import websockets
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .helpers import Launch, kvs_up, wait_for
+from .helpers import Launch, kvs_up, node_groups, signal_group, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -23,7 +24,10 @@ START_DEADLINE_S = 180.0  # three nodes, one after the other, on a loaded 2-core
 JOIN_DEADLINE_S = 60.0
 EVENT_DEADLINE_S = 20.0  # an event from another node waits for push replication
 QUIET_S = 1.5  # how long "nothing more arrives" is watched for
+REVOKED_DEADLINE_S = 15.0  # a revocation replicates, then open sockets see it at their next check
 SEND_QUEUE = 100  # per-socket send queue of this cluster: a stalled socket overflows quickly
+GATHER_TIMEOUT_S = 1.0  # the default KVS_GATHER_TIMEOUT
+GATHER_SLACK_S = 4.0  # node1 answering on a loaded machine
 
 
 @pytest.fixture(scope="module")
@@ -64,19 +68,19 @@ def alive_peers(launch: Launch, index: int) -> int:
     return sum(m["status"] == "alive" and m["node_id"] != f"node{index}" for m in members.json())
 
 
-def subscribed(launch: Launch, topic: str, counts: dict[int, int]) -> None:
-    """Wait until each node (index → count) counts that many subscribers of `topic`: their
-    sockets are accepted, so their subscriptions are in place."""
+def subscribed(launch: Launch, topic: str, total: int, viewers=(1,)) -> None:
+    """Wait until each viewer node counts `total` subscribers of `topic` (on every node, all of
+    them answering): their sockets are accepted, so their subscriptions are in place."""
 
     def counted() -> bool:
-        for index, count in counts.items():
+        for index in viewers:
             with api(launch, index) as client:
-                topics = client.get("/api/v1/pubsub/").json()["topics"]
-            if {"name": topic, "subscribers": count} not in topics:
+                body = client.get("/api/v1/pubsub/").json()
+            if {"name": topic, "subscribers": total} not in body["topics"] or body["unreachable"]:
                 return False
         return True
 
-    wait_for(counted, timeout=EVENT_DEADLINE_S, what=f"subscribers of {topic}: {counts}")
+    wait_for(counted, timeout=EVENT_DEADLINE_S, what=f"{total} subscribers of {topic}")
 
 
 def api(launch: Launch, index: int = 1, token: str | None = None) -> httpx.Client:
@@ -145,6 +149,57 @@ def test_sockets_without_a_valid_credential_are_refused(cluster: Launch):
         assert await refusal(watch, additional_headers=auth(writer)) == 403
         assert await refusal(ws_url(cluster, 3, "/ws/v1/pubsub/t")) == 401
         assert await refusal(ws_url(cluster, 3, f"/ws/v1/pubsub/t?token={writer}")) == 403
+
+    asyncio.run(scenario())
+
+
+async def closed_with(ws, timeout: float) -> int | None:
+    """The code the server closes `ws` with, within `timeout` seconds (frames are skipped)."""
+
+    async def read_to_the_end() -> int | None:
+        try:
+            while True:
+                await ws.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
+
+    return await asyncio.wait_for(read_to_the_end(), timeout)
+
+
+def test_a_token_revoked_on_one_node_closes_its_sockets_on_another_with_4401(cluster: Launch):
+    doomed = user_token(cluster, "doomed", ["read", "pubsub"])
+    kept = user_token(cluster, "kept", ["read", "pubsub"])
+    with api(cluster) as root:
+        (listed,) = root.get("/api/v1/tokens", params={"user": "doomed"}).json()
+    watch, topic = "/ws/v1/watch?prefix=revoke/", "revoke/t"
+
+    async def scenario():
+        sockets = {
+            (who, kind): await websockets.connect(
+                ws_url(cluster, 2, path), additional_headers=auth(token)
+            )
+            for who, token in (("doomed", doomed), ("kept", kept))
+            for kind, path in (("watch", watch), ("pubsub", f"/ws/v1/pubsub/{topic}"))
+        }
+        try:
+            for who in ("doomed", "kept"):
+                assert (await next_frame(sockets[who, "watch"]))["type"] == "ready"
+            await asyncio.to_thread(subscribed, cluster, topic, {2: 2})
+            with api(cluster, 1) as node1:
+                assert node1.delete(f"/api/v1/tokens/{listed['id']}").status_code == 204
+            for kind in ("watch", "pubsub"):  # on node2, open before the revocation
+                code = await closed_with(sockets["doomed", kind], REVOKED_DEADLINE_S)
+                assert code == 4401, kind
+            with api(cluster, 1) as node1:  # the other side: a token that stands keeps its sockets
+                assert node1.put("/api/v1/kv/revoke/after", json=1).status_code == 201
+                assert node1.post(f"/api/v1/pubsub/{topic}", json={"data": 2}).status_code == 202
+            event = await next_frame(sockets["kept", "watch"])
+            assert (event["key"], event["value"]) == ("revoke/after", 1)
+            message = await next_frame(sockets["kept", "pubsub"])
+            assert (message["type"], message["data"]) == ("message", 2)
+        finally:
+            for ws in sockets.values():
+                await ws.close()
 
     asyncio.run(scenario())
 
@@ -237,7 +292,7 @@ def test_a_message_published_on_one_node_reaches_every_subscriber_exactly_once(c
             url = ws_url(cluster, index, f"/ws/v1/pubsub/fanout/news?token={cluster.token}")
             subscribers.append(await websockets.connect(url))
         try:
-            await asyncio.to_thread(subscribed, cluster, "fanout/news", {1: 2, 2: 2, 3: 2})
+            await asyncio.to_thread(subscribed, cluster, "fanout/news", 6, (1, 2, 3))
             await subscribers[2].send(json.dumps({"data": {"n": 1}}))  # on node2
             with api(cluster, 3) as node3:
                 rest = node3.post("/api/v1/pubsub/fanout/news", json={"data": {"n": 2}})
@@ -256,21 +311,38 @@ def test_a_message_published_on_one_node_reaches_every_subscriber_exactly_once(c
     asyncio.run(scenario())
 
 
-def test_topics_list_counts_this_nodes_subscribers(cluster: Launch):
+def test_topics_list_counts_every_nodes_subscribers_and_names_a_frozen_node(cluster: Launch):
+    path = f"/ws/v1/pubsub/counted/t?token={cluster.token}"
+    on2, on3 = ws_url(cluster, 2, path), ws_url(cluster, 3, path)
+
+    def listed_on_node1() -> tuple[dict, float]:
+        started = time.monotonic()
+        with api(cluster, 1) as node1:
+            body = node1.get("/api/v1/pubsub/").json()
+        return body, time.monotonic() - started
+
     async def scenario():
-        url = ws_url(cluster, 2, f"/ws/v1/pubsub/counted/t?token={cluster.token}")
-        async with websockets.connect(url), websockets.connect(url):
-            with api(cluster, 2) as node2:
-                wait_for(
-                    lambda: (
-                        {"name": "counted/t", "subscribers": 2}
-                        in node2.get("/api/v1/pubsub/").json()["topics"]
-                    ),
-                    timeout=EVENT_DEADLINE_S,
-                    what="node2 to count two subscribers of counted/t",
-                )
+        async with websockets.connect(on2), websockets.connect(on2), websockets.connect(on3):
+            await asyncio.to_thread(subscribed, cluster, "counted/t", 3, (1,))  # none on node1
+            node3 = node_groups(cluster, 3)
+            for group in node3:
+                signal_group(group, signal.SIGSTOP)
+            try:
+                body, took = await asyncio.to_thread(listed_on_node1)
+            finally:
+                for group in node3:
+                    signal_group(group, signal.SIGCONT)
+            assert body["unreachable"] == ["node3"], body
+            assert {"name": "counted/t", "subscribers": 2} in body["topics"], body
+            assert took < GATHER_TIMEOUT_S + GATHER_SLACK_S, f"answered after {took:.1f} s"
 
     asyncio.run(scenario())
+    wait_for(
+        lambda: all(alive_peers(cluster, i) == 2 for i in (1, 2, 3)),
+        timeout=JOIN_DEADLINE_S,
+        interval=0.25,
+        what="node3 to be alive again everywhere",
+    )
 
 
 def test_a_stalled_subscriber_does_not_slow_a_healthy_one(cluster: Launch):
@@ -283,7 +355,7 @@ def test_a_stalled_subscriber_does_not_slow_a_healthy_one(cluster: Launch):
         publisher = await websockets.connect(ws_url(cluster, 1, path))
         draining = asyncio.create_task(drain(publisher))
         try:
-            await asyncio.to_thread(subscribed, cluster, "stall/t", {1: 3})
+            await asyncio.to_thread(subscribed, cluster, "stall/t", 3)
             receiving = asyncio.create_task(receive(healthy, count))
             for i in range(count):
                 await publisher.send(json.dumps({"data": {"i": i, "pad": pad}}))
@@ -358,3 +430,44 @@ class StalledSocket:
                 frames.append(json.loads(data[offset : offset + size]))
             data = data[offset + size :]
         return frames
+
+
+# --- What clients send ---------------------------------------------------------------------------
+
+
+def test_bodies_keys_and_frames_are_checked_at_the_door_over_real_http(cluster: Launch):
+    """curl's default form type is JSON too; a path that is not UTF-8 is no key; a publish too
+    deep for the door is refused on REST and websocket alike, and the others still reach peers."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    deep = '{"data": ' + "[" * 100 + "]" * 100 + "}"
+
+    async def scenario():
+        url = ws_url(cluster, 2, f"/ws/v1/pubsub/door/news?token={cluster.token}")
+        publisher_url = ws_url(cluster, 1, f"/ws/v1/pubsub/door/news?token={cluster.token}")
+        async with websockets.connect(url) as subscriber, websockets.connect(publisher_url) as pub:
+            await asyncio.to_thread(subscribed, cluster, "door/news", {1: 1, 2: 1})
+            with api(cluster, 1) as node1:
+                for method, path in (
+                    ("PUT", "/api/v1/kv/al/%FF%FE"),
+                    ("GET", "/api/v1/kv/al/%C0%80"),
+                ):
+                    refused = node1.request(method, path, content=b"1")
+                    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_key")
+                put = node1.put("/api/v1/kv/door/key", content=b'{"a": 1}', headers=form)
+                assert put.status_code == 201, put.text
+                meta = node1.put("/api/v1/meta/door/key", content=b'{"mode": 4095}', headers=form)
+                assert meta.status_code == 200, meta.text
+                first = node1.post("/api/v1/pubsub/door/news", content=b'{"data": 1}', headers=form)
+                assert first.status_code == 202, first.text
+                too_deep = node1.post("/api/v1/pubsub/door/news", content=deep.encode())
+                assert (too_deep.status_code, too_deep.json()["code"]) == (400, "invalid_json")
+            await pub.send(deep)
+            answers = {f["type"]: f for f in [await next_frame(pub) for _ in range(2)]}
+            assert answers.keys() == {"message", "error"}  # its copy of data 1, and the refusal
+            assert answers["error"]["code"] == "invalid_json"
+            await pub.send(json.dumps({"data": 2}))
+            received = [await next_frame(subscriber) for _ in range(2)]
+            assert [m["data"] for m in received] == [1, 2]
+            assert await nothing_more(subscriber)
+
+    asyncio.run(scenario())

@@ -263,3 +263,46 @@ def test_whoami_with_auth_off_is_the_unrestricted_anonymous(anon, settings):
     settings.KVS_AUTH_ENABLED = False
     me = anon.get(WHOAMI).json()
     assert (me["username"], me["scopes"], me["auth"]) == (None, ["*"], "none")
+
+
+ABSURD_CLAIMS = [
+    pytest.param({"exp": 1e30}, id="exp-1e30"),
+    pytest.param({"exp": 2**70}, id="exp-2**70"),
+    pytest.param({"exp": float("inf")}, id="exp-infinity"),
+    pytest.param({"exp": float("nan")}, id="exp-nan"),
+    pytest.param({"exp": -1}, id="exp-negative"),
+    pytest.param({"exp": "tomorrow"}, id="exp-string"),
+    pytest.param({"exp": None}, id="exp-null"),
+    pytest.param({"exp": [1]}, id="exp-list"),
+    pytest.param({"iat": 1e30}, id="iat-1e30"),
+    pytest.param({"iat": "x"}, id="iat-string"),
+    pytest.param({"nbf": 1e30}, id="nbf-1e30"),
+    pytest.param({"sub": 123}, id="sub-integer"),
+    pytest.param({"token_type": "refresh"}, id="refresh-type"),
+    pytest.param({"jti": None, "token_type": None}, id="no-id-no-type"),
+]
+
+
+def signed_jwt(claims: dict) -> str:
+    """`claims` signed with the cluster's real JWT key (claims set to None are left out)."""
+    kept = {name: value for name, value in claims.items() if value is not None}
+    return pyjwt.encode(kept, django_settings.SIMPLE_JWT["SIGNING_KEY"], "HS256")
+
+
+@pytest.mark.parametrize("changes", ABSURD_CLAIMS)
+def test_a_properly_signed_jwt_with_absurd_claims_is_401(alice, changes):
+    raw = signed_jwt({**valid_access_claims(alice), **changes})
+    body = assert_error(bearer(raw).get(WHOAMI), 401)
+    assert body["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize("changes", ABSURD_CLAIMS)
+def test_a_refresh_with_absurd_claims_is_401(anon, alice, changes):
+    claims = dict(RefreshToken(jwt_issue(user=alice)["refresh"]).payload)
+    if "token_type" not in changes:
+        changes = {**changes, "token_type": "refresh"}
+    elif changes["token_type"] == "refresh":
+        changes = {"token_type": "access"}
+    raw = signed_jwt({**claims, **changes})
+    response = anon.post(REFRESH, {"refresh": raw}, format="json")
+    assert assert_error(response, 401)["code"] == "unauthenticated"

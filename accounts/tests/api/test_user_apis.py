@@ -1,10 +1,13 @@
 """The users API: scopes, validation, superuser rules and what changes take effect."""
 
+import orjson
 import pytest
 from django.contrib.auth.models import Group
 
 from accounts.models import ApiToken, User
 from accounts.services import token_create
+from cluster.records import record_key
+from kv.models import Entry
 
 from ..conftest import PASSWORD
 from ..helpers import all_scopes_but, assert_error, bearer, call
@@ -283,3 +286,71 @@ def test_with_auth_off_anyone_may_administer(anon, settings, root_user):
     assert anon.get(USERS).status_code == 200
     token = anon.post("/api/v1/tokens", {"user": "carol", "scopes": ["*"]}, format="json")
     assert token.status_code == 201
+
+
+# --- staff: may log in to the admin, with no more rights there than their login has here ---------
+
+
+def test_create_and_patch_set_is_staff_with_the_users_scopes(make_client, bob):
+    creator = make_client(scopes=["admin:users:create"])
+    response = creator.post(USERS, {"username": "carol", "is_staff": True}, format="json")
+    assert response.status_code == 201 and response.json()["is_staff"] is True
+    carol = User.objects.get(username="carol")
+    assert carol.is_staff and not carol.is_superuser
+    updater = make_client(scopes=["admin:users:update"])
+    response = updater.patch(f"{USERS}/bob", {"is_staff": True}, format="json")
+    assert response.status_code == 200
+    assert (response.json()["is_staff"], response.json()["is_superuser"]) == (True, False)
+    response = updater.patch(f"{USERS}/bob", {"is_staff": False}, format="json")
+    assert response.status_code == 200 and not User.objects.get(username="bob").is_staff
+
+
+def test_is_staff_needs_the_users_scope(make_client, bob):
+    for scopes in (["admin:users:read"], all_scopes_but("admin:users:update")):
+        client = make_client(scopes=scopes)
+        assert_error(client.patch(f"{USERS}/bob", {"is_staff": True}, format="json"), 403)
+    assert not User.objects.get(username="bob").is_staff
+    no_create = make_client(scopes=all_scopes_but("admin:users:create"))
+    assert_error(no_create.post(USERS, {"username": "carol", "is_staff": True}, format="json"), 403)
+    assert not User.objects.filter(username="carol").exists()
+
+
+def test_the_answer_shows_is_staff(api, bob):
+    User.objects.filter(username="bob").update(is_staff=True)
+    assert api.get(f"{USERS}/bob").json()["is_staff"] is True
+    assert {u["username"]: u["is_staff"] for u in api.get(USERS).json()} == {
+        "bob": True,
+        "root": True,
+    }
+
+
+def test_only_a_superusers_credential_changes_a_superusers_staff_flag(make_client, root_user):
+    User.objects.create_superuser(username="admin2", password="pw-0123456789")
+    alice = make_client(scopes=["*"])
+    assert_error(alice.patch(f"{USERS}/admin2", {"is_staff": False}, format="json"), 403)
+    assert User.objects.get(username="admin2").is_staff
+
+
+def test_a_superuser_is_always_staff(api, root_user, bob):
+    User.objects.create_superuser(username="admin2", password="pw-0123456789")
+    assert_error(api.patch(f"{USERS}/admin2", {"is_staff": False}, format="json"), 400)
+    body = {"username": "carol", "is_superuser": True, "is_staff": False}
+    assert_error(api.post(USERS, body, format="json"), 400)
+    assert_error(
+        api.patch(f"{USERS}/bob", {"is_superuser": True, "is_staff": False}, format="json"), 400
+    )
+    assert User.objects.get(username="admin2").is_staff
+    assert not User.objects.filter(username="carol").exists()
+    assert not User.objects.get(username="bob").is_superuser
+    # A demoted superuser leaves the admin unless told to stay staff.
+    response = api.patch(
+        f"{USERS}/admin2", {"is_superuser": False, "is_staff": True}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["is_staff"] is True
+    assert not User.objects.get(username="admin2").is_superuser
+
+
+def test_the_staff_flag_replicates_with_the_user_record(api, bob):
+    assert api.patch(f"{USERS}/bob", {"is_staff": True}, format="json").status_code == 200
+    record = orjson.loads(Entry.objects.get(key=record_key("users", "bob")).value)
+    assert record["is_staff"] is True and record["is_superuser"] is False

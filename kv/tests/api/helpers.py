@@ -1,7 +1,10 @@
 """Small helpers shared by the key API tests: URLs, raw-JSON requests, node status."""
 
 import json
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
+
+from asgiref.sync import async_to_sync
+from channels.testing import ApplicationCommunicator
 
 from kv.models import Entry
 
@@ -54,3 +57,45 @@ def assert_error(response, status: int) -> dict:
     body = response.json()
     assert isinstance(body.get("detail"), str) and body["detail"], body
     return body
+
+
+def asgi_request(
+    method: str, raw_path: str, body: bytes = b"", *, app=None, raw: bool = True, headers=()
+) -> tuple[int, dict]:
+    """(status, JSON body) of a request through the project's ASGI application, as uvicorn hands
+    it over: `path` percent-decoded with U+FFFD in place of bytes that are not UTF-8, and the
+    path as sent in `raw_path` (left out with raw=False, as the ASGI spec allows)."""
+    from kvsite.asgi import application
+
+    path, _, query = raw_path.partition("?")
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": unquote(path),
+        "query_string": query.encode(),
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+        "server": ("127.0.0.1", 8001),
+        "client": ("127.0.0.1", 50000),
+    }
+    if raw:
+        scope["raw_path"] = path.encode()
+
+    async def exchange():
+        client = ApplicationCommunicator(app or application, scope)
+        await client.send_input({"type": "http.request", "body": body})
+        start = await client.receive_output(5)
+        content = b""
+        while True:
+            chunk = await client.receive_output(5)
+            content += chunk.get("body", b"")
+            if not chunk.get("more_body"):
+                break
+        return start["status"], json.loads(content)
+
+    return async_to_sync(exchange)()

@@ -7,7 +7,16 @@ import pytest
 
 from kv.models import Entry
 
-from .helpers import assert_error, created, list_url, node_status, put_json, put_raw, url
+from .helpers import (
+    asgi_request,
+    assert_error,
+    created,
+    list_url,
+    node_status,
+    put_json,
+    put_raw,
+    url,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -66,6 +75,11 @@ BAD_KEYS = [
     pytest.param("_x", id="reserved"),
     pytest.param("_x/y", id="reserved-dir"),
     pytest.param("_", id="underscore"),
+    pytest.param("pay\u202egpj.exe", id="right-to-left-override"),
+    pytest.param("a\u200bb", id="zero-width-space"),
+    pytest.param("\ufeffa", id="byte-order-mark"),
+    pytest.param("a\u2028b", id="line-separator"),
+    pytest.param("al/\ufffd\ufffd", id="replacement-characters"),
 ]
 
 
@@ -97,6 +111,44 @@ def test_nul_given_as_percent_00_in_the_url_is_400(store):
     assert_error(store.api.put("/api/v1/kv/a%00b", data=b"1", content_type="application/json"), 400)
     assert_error(store.api.get("/api/v1/kv/good%00"), 400)
     assert_error(store.api.delete("/api/v1/kv/good%00?recurse=1"), 400)
+    store.assert_unchanged()
+
+
+@pytest.mark.parametrize("app", ["a2wsgi", "django-asgi"])
+def test_keys_that_are_not_utf8_are_400_and_never_alias(store, settings, app):
+    # Both paths reach Django as "al/\ufffd\ufffd" (uvicorn decodes with replacement): one
+    # key would have stood for every byte string that is not UTF-8.
+    from kvsite.asgi import django_asgi_app
+
+    settings.KVS_AUTH_ENABLED = False
+    application = django_asgi_app if app == "django-asgi" else None
+    refusals = [
+        ("PUT", "/api/v1/kv/al/%FF%FE", b"1", (True, False)),  # refused on the bytes, and
+        ("GET", "/api/v1/kv/al/%C0%80", b"", (True, False)),  # without them on the U+FFFD
+        ("POST", "/api/v1/pubsub/al/%FF", b'{"data": 1}', (True, False)),
+        ("PUT", "/api/v1/acl/al/%FF/", b'{"mode": 0}', (True,)),
+        ("PUT", "/api/v1/schemas/%FF/", b"{}", (True,)),
+    ]
+    for method, path, sent, raws in refusals:
+        for raw in raws:
+            status, body = asgi_request(method, path, sent, app=application, raw=raw)
+            assert (status, body["code"]) == (400, "invalid_key"), (method, path, raw, body)
+    status, body = asgi_request("GET", "/api/v1/users/%FF", app=application)
+    assert (status, body["code"]) == (400, "invalid")
+    assert not Entry.objects.filter(key__startswith="al/").exists()
+    store.assert_unchanged()
+
+
+def test_a_percent_sign_in_a_key_is_the_key_itself(store):
+    assert created(store.api, "al/%FF")["key"] == "al/%FF"  # sent as al/%25FF
+    assert store.api.get(url("al/%FF")).status_code == 200
+    assert store.api.get(url("al/\ufffd")).status_code == 400
+
+
+def test_a_listing_prefix_that_is_not_utf8_is_400(store):
+    for query in ("prefix=al%2F%FF", "prefix=%C0%80&separator=/"):
+        response = store.api.get(f"/api/v1/kv/?{query}")
+        assert assert_error(response, 400)["code"] == "invalid_key"
     store.assert_unchanged()
 
 

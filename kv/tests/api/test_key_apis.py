@@ -176,8 +176,16 @@ def test_integers_of_any_size_round_trip_exactly(api, text):
     assert json.loads(api.get(url("big")).content)["value"] == json.loads(text)
 
 
-def test_deeply_nested_value_round_trips(api):
-    # orjson's encoder stops at depth 255; the store must still take any reasonable JSON.
+def test_a_value_nested_to_the_depth_limit_round_trips(api, settings):
+    body = "[" * settings.KVS_MAX_JSON_DEPTH + "]" * settings.KVS_MAX_JSON_DEPTH
+    assert put_raw(api, "deep", body).status_code == 201
+    assert api.get(url("deep", raw="1")).content == body.encode()
+    deeper = "[" + body + "]"
+    assert assert_error(put_raw(api, "deep", deeper), 400)["code"] == "invalid_json"
+
+
+def test_a_higher_depth_limit_takes_values_beyond_what_orjson_encodes(api, settings):
+    settings.KVS_MAX_JSON_DEPTH = 300  # orjson's encoder stops at 255 levels
     body = "[" * 300 + "]" * 300
     assert put_raw(api, "deep", body).status_code == 201
     assert api.get(url("deep", raw="1")).content == body.encode()
