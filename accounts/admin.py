@@ -1,18 +1,21 @@
 """The admin of accounts: users and groups (Django's admins; groups show and edit their members)
 and API tokens, created through accounts.services (the secret is shown once) and revoked, never
-deleted."""
+deleted; and the admin's login, throttled like the API's."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.utils import quote
 from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.html import format_html
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from kv.keys import prefix_validate
 from kvsite.admin_site import admin_time
@@ -36,6 +39,28 @@ def scopes_for(kind: str) -> dict[str, str]:
         "change": f"admin:{kind}:update",
         "delete": f"admin:{kind}:delete",
     }
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's login form, checking passwords through the API's throttled path."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is not None and password:
+            try:
+                self.user_cache = services.password_authenticate(
+                    username=username, password=password, request=self.request
+                )
+            except Throttled as exc:
+                raise ValidationError(str(exc.detail), code="throttled") from None
+            except AuthenticationFailed:
+                raise self.get_invalid_login_error() from None
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
+
+
+admin.site.login_form = AdminLoginForm
 
 
 class TokenDisplay:

@@ -4,6 +4,7 @@ Functions that take `credential` check it against the accounts rules (who may cr
 grant scopes, ...); None means an internal caller, or auth switched off, and checks nothing.
 """
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,11 +16,13 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from kv.keys import prefix_validate
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput
+from kvsite.throttling import LoginAttempt, LoginThrottle
 
 from .authentication import PASSWORD_CLAIM, jwt_password_stamp, jwt_user, jwt_verify
 from .models import ApiToken, User
@@ -29,6 +32,7 @@ from .selectors import groups_named, token_get, users_named
 from .tokens import token_hash, token_id_new, token_secret_new
 
 ROOT_USERNAME = "root"
+log = logging.getLogger(__name__)
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -285,19 +289,69 @@ def jwt_issue(*, user: User) -> dict[str, str]:
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
-def jwt_login(*, username: str, password: str, request=None) -> dict[str, str]:
-    """The JWT pair of an active user who gave the right password; 401 otherwise."""
+def login_refused(*, username: str | None, address: str | None, reason: str) -> None:
+    """Note a refused or throttled login or refresh (a WARNING now; the audit trail's hook)."""
+    log.warning("login refused: user=%r address=%s reason=%s", username, address, reason)
+
+
+def _login_attempt(request, *, username: str | None, what: str) -> LoginAttempt | None:
+    """Count an attempt from `request`'s client; raise Throttled past the limits.
+
+    Without a request (an internal caller) nothing is counted.
+    """
+    if request is None:
+        return None
+    throttle = LoginThrottle()
+    try:
+        return throttle.attempt(request, username=username)
+    except Throttled:
+        login_refused(
+            username=username, address=throttle.address(request), reason=f"{what} throttled"
+        )
+        raise
+
+
+def password_authenticate(*, username: str, password: str, request=None) -> User:
+    """The active user whose username and password these are; raise AuthenticationFailed.
+
+    Throttled (429) before the password is checked when too many attempts failed lately for
+    this username or from this client; unknown usernames cost and count the same as known ones.
+    """
+    attempt = _login_attempt(request, username=username, what="login")
     user = authenticate(request, username=username, password=password)
     if user is None or not user.is_active:
+        address = attempt.address if attempt else None
+        login_refused(username=username, address=address, reason="wrong username or password")
         raise AuthenticationFailed("Invalid username or password.")
+    if attempt:
+        attempt.succeeded()
+    return user
+
+
+def jwt_login(*, username: str, password: str, request=None) -> dict[str, str]:
+    """The JWT pair of an active user who gave the right password; 401 (or 429) otherwise."""
+    user = password_authenticate(username=username, password=password, request=request)
     update_last_login(None, user)
     return jwt_issue(user=user)
 
 
-def jwt_refresh(*, refresh: str) -> dict[str, str]:
-    """`{"access"}`: a new access JWT for a valid refresh JWT whose user may still log in."""
-    token = jwt_verify(RefreshToken, refresh, what="refresh JWT")
-    jwt_user(token)  # still there, active, same password
+def jwt_refresh(*, refresh: str, request=None) -> dict[str, str]:
+    """`{"access"}`: a new access JWT for a valid refresh JWT whose user may still log in.
+
+    Failed refreshes count against the client address's login limit.
+    """
+    attempt = _login_attempt(request, username=None, what="refresh")
+    username = None
+    try:
+        token = jwt_verify(RefreshToken, refresh, what="refresh JWT")
+        username = token.get(jwt_settings.USER_ID_CLAIM)
+        jwt_user(token)  # still there, active, same password
+    except AuthenticationFailed as exc:
+        address = attempt.address if attempt else None
+        login_refused(username=username, address=address, reason=f"refresh: {exc.detail}")
+        raise
+    if attempt:
+        attempt.succeeded()
     return {"access": str(token.access_token)}
 
 

@@ -5,26 +5,34 @@ them at most every KVS_POLICY_CACHE_SECONDS; a change made in this process is se
 """
 
 import time
-from functools import lru_cache
 
 import orjson
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
-from jsonschema.validators import validator_for
 
 from kvsite.exceptions import InvalidInput, NotFound
 
 from .acl import Caller, caller_may, mode_parse
 from .keys import prefix_validate
 from .models import AclRule, PrefixSchema
+from .schemas import SchemaUnsafe, StepsExceeded, schema_check, stored_validator, value_errors
 
 _cache: dict[str, tuple[float, list]] = {}
 
 
 class SchemaViolation(InvalidInput):
     code = "schema_violation"
+
+
+class SchemaUnusable(SchemaViolation):
+    """The stored schema of a prefix breaks the rules of kv.schemas (stored by older code, here or
+    on a peer): writes under the prefix fail closed."""
+
+    code = "schema_unusable"
+
+
+class SchemaTooCostly(SchemaViolation):
+    code = "schema_too_costly"
 
 
 def _cached(model) -> list:
@@ -93,29 +101,41 @@ def acl_rule_delete(*, prefix: str) -> None:
 # --- Schemas -------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=256)
-def _validator(schema_json: str):
-    schema = orjson.loads(schema_json)
-    return validator_for(schema, default=Draft202012Validator)(schema)
-
-
 def schemas_for(key: str) -> list[PrefixSchema]:
     """Every schema whose prefix covers `key`, longest prefix first."""
     return [s for s in _cached(PrefixSchema) if key.startswith(s.prefix)]
 
 
+# Steps every value's check may take, whatever its size (see KVS_SCHEMA_STEPS_PER_KIB).
+SCHEMA_BASE_STEPS = 10_000
+
+
 def value_validate(*, key: str, value: str) -> None:
-    """Raise SchemaViolation naming the failing path if `value` breaks a schema covering `key`."""
+    """Raise SchemaViolation naming the failing path if `value` breaks a schema covering `key`.
+
+    The checks of all covering schemas share one budget of steps, which grows with the value.
+    """
     schemas = schemas_for(key)
     if not schemas:
         return
     document = orjson.loads(value)
+    steps = SCHEMA_BASE_STEPS + settings.KVS_SCHEMA_STEPS_PER_KIB * len(value) // 1024
     for schema in schemas:
-        validator = _validator(orjson.dumps(schema.schema, option=orjson.OPT_SORT_KEYS).decode())
         try:
-            error = best_match(validator.iter_errors(document))
-        except RecursionError:  # only if KVS_MAX_JSON_DEPTH is beyond what the stack holds
-            raise InvalidInput("The value is nested too deeply to check.") from None
+            error = value_errors(stored_validator(schema.schema), document, steps=steps)
+        except SchemaUnsafe as exc:
+            where = "" if exc.path == "$" else f" at {exc.path}"
+            raise SchemaUnusable(
+                f"The schema of prefix {schema.prefix!r} cannot be applied{where}: {exc}; "
+                "replace it.",
+                schema_prefix=schema.prefix,
+            ) from None
+        except StepsExceeded:
+            raise SchemaTooCostly(
+                f"Checking the value against the schema of prefix {schema.prefix!r} takes more "
+                f"than the {steps} steps allowed for a value of its size.",
+                schema_prefix=schema.prefix,
+            ) from None
         if error is not None:
             path = error.json_path
             raise SchemaViolation(
@@ -127,7 +147,7 @@ def value_validate(*, key: str, value: str) -> None:
 
 
 def schema_put(*, prefix: str, schema) -> tuple[PrefixSchema, bool]:
-    """Create or replace the schema of `prefix`; raise InvalidInput if it is no valid schema."""
+    """Create or replace the schema of `prefix`; raise InvalidInput unless it may be stored."""
     prefix_validate(prefix)
     if not prefix:
         raise InvalidInput("A schema needs a non-empty prefix.")
@@ -138,11 +158,9 @@ def schema_put(*, prefix: str, schema) -> tuple[PrefixSchema, bool]:
     except TypeError:
         raise InvalidInput("A schema's integers must fit in 64 bits.") from None
     try:
-        validator_for(schema, default=Draft202012Validator).check_schema(schema)
-    except SchemaError as exc:
-        raise InvalidInput(f"Invalid JSON Schema at {exc.json_path}: {exc.message}") from None
-    except RecursionError:  # as above
-        raise InvalidInput("The schema is nested too deeply to check.") from None
+        schema_check(schema)
+    except SchemaUnsafe as exc:
+        raise InvalidInput(f"Invalid JSON Schema at {exc.path}: {exc}.", path=exc.path) from None
     return PrefixSchema.objects.update_or_create(prefix=prefix, defaults={"schema": schema})
 
 

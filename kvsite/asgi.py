@@ -5,6 +5,9 @@ Django's ASGI handler: the latter starts a new thread for every request, so ever
 opens a new database connection, which on this project's hot path costs more than the request
 itself. Threads that live long keep their connections (CONN_MAX_AGE). Set KVS_HTTP_THREADS=0 to
 use Django's own ASGI handler instead.
+
+Either way a request reaches Django only once its whole body has arrived, within a size and a
+time limit (kvsite/edge.py), so that a slow client holds no HTTP thread.
 """
 
 import gc
@@ -23,6 +26,7 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from kv.consumers import WatchConsumer  # noqa: E402
+from kvsite.edge import BufferedBody  # noqa: E402
 from kvsite.realtime import NoRouteConsumer  # noqa: E402
 from kvsite.ws_auth import CredentialMiddlewareStack  # noqa: E402
 from pubsub.consumers import PubSubConsumer  # noqa: E402
@@ -41,7 +45,11 @@ else:
 
 application = ProtocolTypeRouter(
     {
-        "http": http_app,
+        "http": BufferedBody(
+            http_app,
+            max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+            timeout_s=settings.KVS_HTTP_BODY_TIMEOUT,
+        ),
         "websocket": CredentialMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -1,4 +1,5 @@
-"""`kvs`: the command line. `kvs up` runs a local cluster in the foreground.
+"""`kvs`: the command line. `kvs up` runs a local cluster in the foreground; `kvs serve` runs one
+node's web server (what `kvs up` starts for each node, and what a production node runs).
 
 Once the cluster is up, a node whose web server, Celery worker or Redis dies is restarted with the
 same environment and data (its surviving web server and worker are stopped first; its Redis is
@@ -98,7 +99,7 @@ class Supervisor:
     def adopt_orphans(self) -> None:
         """On Linux, become the subreaper of our descendants so we can reap their orphans.
 
-        When a group leader (uvicorn, celery) exits before its children, they are re-parented;
+        When a group leader (web server, celery) exits before its children, they are re-parented;
         an init that reaps late would leave zombies that keep the process group alive.
         """
         if sys.platform == "linux":
@@ -485,13 +486,10 @@ def start_node(sup: Supervisor, node: Node, *, workers: int, web_ports: range) -
 
 def start_servers(sup: Supervisor, node: Node, *, workers: int) -> None:
     """Start the node's web server and Celery worker (with beat) on its data and environment."""
-    # uvicorn and celery run with their workers as children: one process group stops them all.
-    web = ["-m", "uvicorn", "kvsite.asgi:application", "--host", "127.0.0.1"]
-    web += ["--port", str(node.port), "--workers", str(workers), "--lifespan", "off"]
-    # No per-message compression: it costs more CPU per frame than it saves on loopback and LANs.
-    # Logs at warning: at info uvicorn logs websocket URLs, which may carry ?token=.
-    web += ["--ws-per-message-deflate", "false", "--log-level", "warning"]
-    sup.spawn(node, "web", _python(*web, "--no-access-log"))
+    # The web server and celery run with their workers as children: one process group stops
+    # them all.
+    web = ["-m", "kvsite.cli", "serve", "--host", "127.0.0.1", "--port", str(node.port)]
+    sup.spawn(node, "web", _python(*web, "--workers", str(workers)))
     worker = ["-m", "celery", "-A", "kvsite", "worker", "--beat", "-P", "threads", "-c", "4"]
     worker += ["-n", f"{node.name}@%h", "--schedule", str(node.dir / "celerybeat-schedule")]
     sup.spawn(node, "worker", _python(*worker, "-l", "warning"))
@@ -575,6 +573,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve one node's HTTP and websockets in the foreground (its settings from the
+    environment) until SIGINT/SIGTERM."""
+    from .server import serve
+
+    serve(host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
 def _positive(text: str) -> int:
     """argparse type: an integer of at least 1."""
     value = int(text)
@@ -616,6 +623,15 @@ def build_parser() -> argparse.ArgumentParser:
         f" minute (default {RESTART_DELAY_S:g}); after {RESTART_LIMIT} the launcher gives up",
     )
     up.set_defaults(handler=cmd_up)
+    serve = commands.add_parser(
+        "serve",
+        help="Run one node's web server (HTTP and websockets) in the foreground, with the HTTP"
+        " edge's limits; the node's settings come from the environment.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--workers", type=_positive, default=2, help="worker processes (default 2)")
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 

@@ -66,8 +66,29 @@ KVS_POLICY_CACHE_SECONDS = env.float("KVS_POLICY_CACHE_SECONDS", default=1.0)
 # node limits on its own. Anonymous clients are counted by address, others by user.
 KVS_THROTTLE_ANON = env.str("KVS_THROTTLE_ANON", default="50/second")
 KVS_THROTTLE_USER = env.str("KVS_THROTTLE_USER", default="")
+# Failed password logins allowed per username, and failed logins and JWT refreshes per client
+# address, in each fixed window ("N/minute" etc.; empty: no limit). An attempt is counted before
+# the password is checked and taken back if it succeeds, so past a limit (429 with Retry-After
+# until the window ends) a guess costs no password hash, and a user's own logins never count.
+# Per address 20/minute: one client's guesses use at most one hash (~0.1-0.2 s of a core) every
+# 3 s. Per username 5/minute: a user who mistypes waits at most a minute; an attacker who keeps
+# guessing keeps that user from logging in with a password on that node only while they keep
+# at it, and API tokens and refresh JWTs still work. Counters live in each node's Redis.
+KVS_LOGIN_THROTTLE_USER = env.str("KVS_LOGIN_THROTTLE_USER", default="5/minute")
+KVS_LOGIN_THROTTLE_ADDR = env.str("KVS_LOGIN_THROTTLE_ADDR", default="20/minute")
 # Mode given to new keys when no ACL rule covers them (owner cdwr, group --wr, others ---r).
 KVS_DEFAULT_MODE = env.str("KVS_DEFAULT_MODE", default="cdwr--wr---r")
+# Largest JSON Schema a prefix may have (bytes of JSON; larger: 400 when stored). Larger schemas
+# take longer to check when stored and to build into validators.
+KVS_SCHEMA_MAX_BYTES = env.int("KVS_SCHEMA_MAX_BYTES", default=64 * 1024)
+# How much work checking a value against the schemas of its prefixes may take: 10,000 steps plus
+# this many per KiB of the value. A step is one keyword applied to one part of the value (about
+# 2.5 us); a pattern search costs its text's length times its compiled size / 500. A value whose
+# check needs more is refused (400 schema_too_costly), so no value holds a web worker for long:
+# a small one for a few tens of ms, a 1 MiB one for about 2.5 s. Legitimate checks take a few
+# steps per item (an array of small objects checked by a typical schema: about 0.4 steps per
+# byte); higher: elaborate schemas may check denser values; lower: a bad schema burns less.
+KVS_SCHEMA_STEPS_PER_KIB = env.int("KVS_SCHEMA_STEPS_PER_KIB", default=1024)
 
 # --- JWT login (accounts; djangorestframework-simplejwt) -----------------------------------------
 
@@ -235,6 +256,34 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Python code itself runs one thread at a time per process.
 KVS_HTTP_THREADS = env.int("KVS_HTTP_THREADS", default=8)
 
+# --- HTTP edge (kvsite/edge.py, kvsite/server.py) ------------------------------------------------
+
+# Seconds a request's body may take to arrive whole, from the end of its headers; later: 408 and
+# the connection closed. Bodies are read on the event loop before a request takes an HTTP
+# thread, so a slow one holds no thread, only the bytes it has sent (at most
+# DATA_UPLOAD_MAX_MEMORY_SIZE). Longer: slower links can still send full-size bodies (at 20 s
+# one needs about 250 KB/s); shorter: a stalled body holds its memory and socket for less time.
+KVS_HTTP_BODY_TIMEOUT = env.float("KVS_HTTP_BODY_TIMEOUT", default=20.0)
+# Seconds a connection may take to deliver a request line and headers, counted from its opening
+# or from the first byte of a later request on it; later: closed (with a 408 if part of a
+# request came). Shorter: stalled connections are let go sooner; longer: tolerates very slow
+# links (a header block is usually one packet).
+KVS_HTTP_HEADER_TIMEOUT = env.float("KVS_HTTP_HEADER_TIMEOUT", default=5.0)
+# Largest request line plus header block in bytes, and most header fields per request; beyond
+# either: 431 and the connection closed. Larger: room for big cookies or many proxy headers;
+# each pending header block costs up to this much memory.
+KVS_HTTP_MAX_HEADER_BYTES = env.int("KVS_HTTP_MAX_HEADER_BYTES", default=64 * 1024)
+KVS_HTTP_MAX_HEADERS = env.int("KVS_HTTP_MAX_HEADERS", default=100)
+# Seconds an answer may wait on a client that reads none of it (the send buffer full) before
+# the connection is dropped. Shorter: a client that stops reading holds its answer's memory for
+# less time; longer: tolerates clients that pause while downloading a large answer.
+KVS_HTTP_SEND_TIMEOUT = env.float("KVS_HTTP_SEND_TIMEOUT", default=30.0)
+# Not a knob: `kvs serve` sets it for its web workers (the machine's monotonic clock when the
+# web server started), so that `uptime_s` is the node's whichever worker answers (kvsite/uptime.py).
+KVS_SERVER_STARTED = env.float("KVS_SERVER_STARTED", default=None)
+
+# --- End of HTTP edge ----------------------------------------------------------------------------
+
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 CACHES = {
@@ -282,6 +331,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles count clients by REMOTE_ADDR alone, never by an X-Forwarded-For header a client
+    # can write itself. Behind a reverse proxy the web server sets REMOTE_ADDR from the proxy's
+    # header (uvicorn trusts it from FORWARDED_ALLOW_IPS, 127.0.0.1 by default).
+    "NUM_PROXIES": 0,
 }
 
 SPECTACULAR_SETTINGS = {

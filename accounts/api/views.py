@@ -304,7 +304,8 @@ class AuthRefreshApi(PublicApi):
 
     @extend_schema(request=InputSerializer, responses=OutputSerializer, operation_id="auth_refresh")
     def post(self, request):
-        return Response(jwt_refresh(**valid_input(self.InputSerializer, request)))
+        data = valid_input(self.InputSerializer, request)
+        return Response(jwt_refresh(request=request, **data))
 
 
 class WhoamiApi(APIView):

@@ -365,3 +365,26 @@ def test_djangos_change_history_pages_use_the_admins_date_format_too(root_client
     html = root_client.get(reverse("admin:accounts_user_history", args=[plain.pk])).content.decode()
     assert re.search(r"<th scope=\"row\">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</th>", html)
     assert not DJANGO_DATE.search(html)
+
+
+# --- logging in ----------------------------------------------------------------------------------
+
+
+def test_admin_logins_are_throttled_like_the_apis(client, root_user, settings):
+    settings.KVS_LOGIN_THROTTLE_USER = "3/day"  # no window ends mid-test
+    login_url = reverse("admin:login")
+    for _ in range(3):
+        page = client.post(login_url, {"username": "root", "password": "wrong"})
+        assert page.status_code == 200 and b"correct username and password" in page.content
+    page = client.post(login_url, {"username": "root", "password": "root-password-1"})
+    assert page.status_code == 200 and b"Too many failed logins" in page.content
+    assert "_auth_user_id" not in client.session
+    api = APIClient()
+    answer = api.post("/api/v1/auth/login", {"username": "root", "password": "x"}, format="json")
+    assert answer.status_code == 429
+
+
+def test_admin_login_with_the_right_password_works(client, root_user):
+    page = client.post(reverse("admin:login"), {"username": "root", "password": "root-password-1"})
+    assert page.status_code == 302
+    assert client.session["_auth_user_id"] == str(root_user.pk)

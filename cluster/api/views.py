@@ -1,7 +1,5 @@
 """Node health and status, the member list, forgetting a member, and leaving the cluster."""
 
-import time
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
@@ -13,6 +11,7 @@ from accounts.permissions import scope_check
 from accounts.scopes import READ
 from kv.hlc import wall_ms
 from kv.selectors import live_key_count, store_state
+from kvsite.uptime import server_uptime_s
 
 from ..config import Config
 from ..gossip import gossip_forget
@@ -21,7 +20,6 @@ from ..node import local_node, node_mode
 from ..selectors import members_count, members_list
 from ..transport import HttpTransport
 
-STARTED = time.monotonic()
 ADMIN_CLUSTER = "admin:cluster"
 
 
@@ -51,7 +49,7 @@ class StatusApi(APIView):
                 "node_id": local_node().node_id,
                 "mode": node_mode(),
                 "version": kvsite.__version__,
-                "uptime_s": round(time.monotonic() - STARTED, 3),
+                "uptime_s": round(server_uptime_s(), 3),
                 "keys": live_key_count(),
                 "revision": state.revision,
                 "hlc": state.hlc,

@@ -31,3 +31,30 @@ def test_no_user_limit_by_default(make_client, settings):
 def test_health_is_never_throttled(anon, settings):
     settings.KVS_THROTTLE_ANON = "1/minute"
     assert {anon.get("/health").status_code for _ in range(5)} == {200}
+
+
+def test_login_attempts_count_while_they_run(rf, settings):
+    from rest_framework.exceptions import Throttled
+
+    from kvsite.throttling import LoginThrottle
+
+    settings.KVS_LOGIN_THROTTLE_USER = "3/day"  # no window ends mid-test
+    throttle, request = LoginThrottle(), rf.post("/", REMOTE_ADDR="192.0.2.1")
+    running = [throttle.attempt(request, username="alice") for _ in range(3)]
+    with pytest.raises(Throttled):
+        throttle.attempt(request, username="alice")
+    running[0].succeeded()
+    throttle.attempt(request, username="alice")
+    with pytest.raises(Throttled):
+        throttle.attempt(request, username="alice")
+
+
+def test_anonymous_clients_cannot_escape_the_limit_with_a_forwarded_for_header(anon, settings):
+    settings.KVS_THROTTLE_ANON = "3/day"  # no window ends mid-test
+    settings.KVS_ALLOW_ANONYMOUS_READ = True
+    answers = [
+        anon.get("/api/v1/kv/?prefix=a", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}").status_code
+        for i in range(4)
+    ]
+    assert answers == [200, 200, 200, 429]
+    assert anon.get("/api/v1/kv/?prefix=a", REMOTE_ADDR="192.0.2.50").status_code == 200

@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 KVS = Path(sys.executable).with_name("kvs")
-START_DEADLINE_S = 90.0  # migrate + bootstrap + uvicorn + celery on a loaded 2-core machine
+START_DEADLINE_S = 90.0  # migrate + bootstrap + web server + celery on a loaded 2-core machine
 STOP_DEADLINE_S = 20.0
 LOG_TAIL_LINES = 40
 
@@ -61,7 +61,7 @@ def free_ports(count: int) -> int:
     They are picked outside the kernel's ephemeral range when there is room: every outgoing
     connection (HTTP and Redis clients, node-to-node requests) and every `bind(0)` (each node's
     embedded Redis) takes a port from that range, and on a busy machine one of them can take a
-    web port between this check and the moment the launcher's uvicorn binds it.
+    web port between this check and the moment the launcher's web server binds it.
     """
     ephemeral = _ephemeral_ports()
     for low, high in ((20000, ephemeral.start), (ephemeral.stop, 65536)):
@@ -188,7 +188,7 @@ def node_groups(launch: Launch, index: int, *, quiet: bool = False) -> set[int]:
     for proc in descendants:
         try:
             cmdline = proc.cmdline()
-            web = "uvicorn" in cmdline and port in cmdline
+            web = "serve" in cmdline and port in cmdline
             if web or any(arg.startswith(name) for arg in cmdline):
                 groups.add(os.getpgid(proc.pid))
         except (psutil.Error, ProcessLookupError):
