@@ -38,9 +38,8 @@ VERSION_FIELDS = frozenset(f.name for f in fields(Version))
 
 
 class WireError(InvalidInput):
-    """A message from a peer that does not have the expected shape (400)."""
-
-    code = "invalid_peer_message"
+    """A message from a peer that does not have the expected shape (400 `invalid`, with the
+    `field` and, for an item of a list, its `index`)."""
 
 
 def _fail(field: str, problem: str, *, index: int | None = None, what: str = "versions") -> None:
