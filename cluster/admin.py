@@ -38,7 +38,8 @@ def _roots(members: list[Member]) -> dict[str, str]:
         if member.node_id == config.node_id:
             return member.node_id, local
         try:
-            answer = transport.send(member.url, MERKLE_PATH, {"level": 0, "nodes": [0]})
+            root = {"level": 0, "nodes": [0]}
+            answer = transport.send(member.url, MERKLE_PATH, root, to=member.node_id)
             return member.node_id, answer["hashes"][0]
         except (TransportError, KeyError, IndexError):
             return member.node_id, "unreachable"

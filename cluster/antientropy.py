@@ -10,23 +10,34 @@ and the cost grows with the difference, not with the store.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
+from django.conf import settings
 
 from kv import selectors, services
-from kv.merkle import node_children, node_hash, tree_depth
+from kv.merkle import bucket_of, node_children, node_hash, tree_depth
 from kv.versions import Version, version_order
 
-from .transport import Transport
+from .transport import Transport, TransportError
+from .wire import (
+    BUCKETS_PER_MESSAGE,
+    WireError,
+    digests_answer_parse,
+    merkle_answer_parse,
+    version_problem,
+)
 
 MERKLE_PATH = "/cluster/internal/merkle"
 DIGESTS_PATH = "/cluster/internal/digests"
 VERSIONS_PATH = "/cluster/internal/versions"
-BUCKETS_PER_MESSAGE = 256
 VERSIONS_PER_MESSAGE = 500
+DIGEST_OVERHEAD = 80  # JSON bytes of a digest besides its key: UUID, two integers, punctuation
 
 Digest = tuple[str, str, int, int]  # key, version, hlc, origin_joined_at
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,14 +54,15 @@ class SyncReport:
     pushed: int = 0
 
 
-class _Counted:
-    """A transport wrapper that counts messages and JSON bytes both ways."""
+class _Link:
+    """The transport to one peer, counting messages and JSON bytes both ways."""
 
-    def __init__(self, transport: Transport, report: SyncReport) -> None:
+    def __init__(self, transport: Transport, report: SyncReport, url: str, node_id: str) -> None:
         self._transport, self._report = transport, report
+        self._url, self._node_id = url, node_id
 
-    def send(self, url: str, path: str, payload: dict) -> dict:
-        answer = self._transport.send(url, path, payload)
+    def send(self, path: str, payload: dict) -> dict:
+        answer = self._transport.send(self._url, path, payload, to=self._node_id)
         self._report.messages += 1
         self._report.bytes_sent += len(orjson.dumps(payload))
         self._report.bytes_received += len(orjson.dumps(answer))
@@ -66,37 +78,74 @@ def digest_order(digest: Digest) -> tuple[int, int, int]:
 # --- The asking side -----------------------------------------------------------------------------
 
 
-def merkle_sync(transport: Transport, peer_url: str) -> SyncReport:
-    """Make this node and the peer agree; safe to repeat (applying is idempotent)."""
+def merkle_sync(transport: Transport, peer_url: str, *, peer_id: str) -> SyncReport:
+    """Make this node and the peer `peer_id` at `peer_url` agree; safe to repeat (applying is
+    idempotent). An answer that is not what was asked for raises TransportError."""
     report = SyncReport()
-    link = _Counted(transport, report)
-    buckets = _differing_buckets(link, peer_url, selectors.merkle_leaves(), report)
+    link = _Link(transport, report, peer_url, peer_id)
+    buckets = _differing_buckets(link, selectors.merkle_leaves(), report)
     if buckets is None:
         report.equal = True
         return report
     report.buckets = buckets
-    for start in range(0, len(buckets), BUCKETS_PER_MESSAGE):
-        chunk = buckets[start : start + BUCKETS_PER_MESSAGE]
-        mine = selectors.bucket_digests(buckets=chunk)
-        answer = link.send(peer_url, DIGESTS_PATH, {"buckets": chunk, "digests": mine})
-        theirs = [Version.from_wire(v) for v in answer["versions"]]
+    for chunk, mine in _digest_messages(buckets):
+        answer = link.send(DIGESTS_PATH, {"buckets": chunk, "digests": mine})
+        theirs, want = _checked(
+            digests_answer_parse, answer, buckets=chunk, asked={d[0] for d in mine}
+        )
         report.pulled += services.versions_apply(theirs)
-        report.pushed += _push_keys(link, peer_url, answer["want"])
+        report.pushed += _push_keys(link, want)
     return report
 
 
-def _differing_buckets(
-    link: _Counted, peer_url: str, leaves: dict[int, str], report: SyncReport
-) -> list[int] | None:
-    """The buckets whose hashes differ from the peer's, or None when the roots agree."""
+def _checked(parse, answer: dict, **expected):
+    """`parse(answer, **expected)`, a bad answer being a failed exchange (TransportError)."""
+    try:
+        return parse(answer, **expected)
+    except WireError as error:
+        raise TransportError(f"the peer's answer is malformed: {error.detail}") from None
+
+
+def _digest_messages(buckets: list[int]) -> Iterator[tuple[list[int], list[Digest]]]:
+    """The differing buckets with this node's digests in them, in messages of at most
+    BUCKETS_PER_MESSAGE buckets and about KVS_PUSH_BATCH_BYTES bytes (a bucket is never split:
+    the peer answers for whole buckets)."""
+    budget = settings.KVS_PUSH_BATCH_BYTES
+    for start in range(0, len(buckets), BUCKETS_PER_MESSAGE):
+        by_bucket: dict[int, list[Digest]] = {
+            b: [] for b in buckets[start : start + BUCKETS_PER_MESSAGE]
+        }
+        for digest in selectors.bucket_digests(buckets=list(by_bucket)):
+            by_bucket[bucket_of(digest[0])].append(digest)
+        chunk: list[int] = []
+        mine: list[Digest] = []
+        size = 0
+        for bucket, digests in by_bucket.items():
+            weight = 6 + sum(len(d[0].encode()) + DIGEST_OVERHEAD for d in digests)
+            if chunk and size + weight > budget:
+                yield chunk, mine
+                chunk, mine, size = [], [], 0
+            chunk.append(bucket)
+            mine += digests
+            size += weight
+        if chunk:
+            yield chunk, mine
+
+
+def _differing_buckets(link: _Link, leaves: dict[int, str], report: SyncReport) -> list[int] | None:
+    """The buckets whose hashes differ from the peer's, or None when the roots agree.
+
+    A level asks for the children of the differing nodes above it: at most FANOUT**level distinct
+    nodes, i.e. all KVS_MERKLE_BUCKETS leaves at the last level, which the peer accepts."""
     level, nodes = 0, [0]
     depth = tree_depth()
     while True:
-        answer = link.send(peer_url, MERKLE_PATH, {"level": level, "nodes": nodes})
-        report.peer_syncing = report.peer_syncing or bool(answer.get("syncing"))
+        answer = link.send(MERKLE_PATH, {"level": level, "nodes": nodes})
+        hashes, syncing = _checked(merkle_answer_parse, answer, nodes=nodes)
+        report.peer_syncing = report.peer_syncing or syncing
         differing = [
             node
-            for node, theirs in zip(nodes, answer["hashes"], strict=True)
+            for node, theirs in zip(nodes, hashes, strict=True)
             if theirs != node_hash(leaves, level, node)
         ]
         if not differing:
@@ -107,13 +156,48 @@ def _differing_buckets(
         nodes = [child for node in differing for child in node_children(node)]
 
 
-def _push_keys(link: _Counted, peer_url: str, keys: list[str]) -> int:
+def _push_keys(link: _Link, keys: list[str]) -> int:
     pushed = 0
     for start in range(0, len(keys), VERSIONS_PER_MESSAGE):
-        versions = selectors.versions_of(keys=keys[start : start + VERSIONS_PER_MESSAGE])
-        link.send(peer_url, VERSIONS_PATH, {"versions": [v.as_wire() for v in versions]})
-        pushed += len(versions)
+        versions = versions_sendable(
+            selectors.versions_of(keys=keys[start : start + VERSIONS_PER_MESSAGE])
+        )
+        for chunk in versions_by_size(versions, settings.KVS_PUSH_BATCH_BYTES):
+            link.send(VERSIONS_PATH, {"versions": chunk})
+            pushed += len(chunk)
     return pushed
+
+
+def versions_sendable(versions: list[Version]) -> list[dict]:
+    """The wire form of the versions a peer will take; the others (stored before peers' input
+    was checked, e.g. a value that is not JSON) are left out with a warning, so that one of them
+    does not block every message it would travel in."""
+    sendable = []
+    for v in versions:
+        problem = version_problem(v)
+        if problem is None:
+            sendable.append(v.as_wire())
+        else:
+            log.warning("not replicating %r: a peer would refuse it (%s)", v.key, problem)
+    return sendable
+
+
+def versions_by_size(versions: list[dict], limit: int) -> list[list[dict]]:
+    """Split wire-form versions into messages of at most about `limit` bytes of JSON (a larger
+    version goes alone)."""
+    chunks: list[list[dict]] = []
+    current: list[dict] = []
+    size = 0
+    for v in versions:
+        weight = len(orjson.dumps(v)) + 1
+        if current and size + weight > limit:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(v)
+        size += weight
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 # --- The answering side --------------------------------------------------------------------------
@@ -141,9 +225,10 @@ def digests_answer(*, buckets: list[int], digests: list[Digest]) -> dict:
         k for k, d in theirs.items() if k not in mine or digest_order(d) > digest_order(mine[k])
     ]
     versions = selectors.versions_of(keys=give) if give else []
-    return {"versions": [v.as_wire() for v in versions], "want": want}
+    return {"versions": versions_sendable(versions), "want": want}
 
 
-def versions_receive(*, versions: list[dict]) -> dict:
-    """Apply versions pushed by a peer (replication or anti-entropy)."""
-    return {"applied": services.versions_apply([Version.from_wire(v) for v in versions])}
+def versions_receive(*, versions: list[Version]) -> dict:
+    """Apply versions pushed by a peer (replication or anti-entropy), already checked by
+    `cluster.wire.versions_parse`."""
+    return {"applied": services.versions_apply(versions)}

@@ -51,7 +51,10 @@ def gather(
     if not peers:
         return Gathered({}, [])
     transport = transport or _http_transport(timeout_s)
-    futures = {_pool.submit(transport.send, peer.url, path, payload): peer for peer in peers}
+    futures = {
+        _pool.submit(transport.send, peer.url, path, payload, to=peer.node_id): peer
+        for peer in peers
+    }
     done, _late = wait(futures, timeout=timeout_s)
     answers: dict[str, T] = {}
     for future in done:

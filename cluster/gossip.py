@@ -28,6 +28,7 @@ from .membership import (
     members_merge,
 )
 from .messages import GossipMessage, InvalidMessage, gossip_message, gossip_message_parse
+from .signing import ANY_NODE
 from .store import DbMemberStore, MemberStore
 from .suspicion import members_check
 from .transport import Transport, TransportError
@@ -77,7 +78,7 @@ def gossip_round(
             _absorb(table, reply, now=now)
         changed = [] if paused else _check(table, config, now)
     answered = [reply["from"] for reply in replies]
-    return RoundReport(contacted=targets, answered=answered, changed=changed)
+    return RoundReport(contacted=list(targets), answered=answered, changed=changed)
 
 
 def gossip_receive(
@@ -109,7 +110,7 @@ def gossip_leave(
     with store.locked() as table:
         member_self(table, url=config.url, joined_at=config.joined_at, now=now)
         me = member_leave(table, now=now)
-        targets = [m.url for m in _peers(table) if m.status in (ALIVE, SUSPECT)]
+        targets = {m.url: m.node_id for m in _peers(table) if m.status in (ALIVE, SUSPECT)}
         message = gossip_message(table)
     replies = push_pull(transport, targets, message, timeout_s=config.timeout_s)
     with store.locked() as table:
@@ -152,7 +153,7 @@ def gossip_forget(
             )
         peers = {m.url: m.node_id for m in _peers(table) if m.status in (ALIVE, SUSPECT)}
     request = {"node_id": node_id, "incarnation": member.incarnation}
-    answers = send_to_all(transport, list(peers), FORGET_PATH, request, timeout_s=config.timeout_s)
+    answers = send_to_all(transport, peers, FORGET_PATH, request, timeout_s=config.timeout_s)
     return ForgetReport(
         node_id=node_id,
         forgotten_by=[config.node_id] + [peers[url] for url in peers if answers[url] is not None],
@@ -174,9 +175,10 @@ def forget_receive(
         return member_forget(table, node_id=node_id, incarnation=incarnation)
 
 
-def gossip_targets(table: MemberTable, config: Config, rng: random.Random) -> list[str]:
-    """URLs for this round: `fanout` live peers (alive first), now and then a dead one to probe,
-    and the seeds while we know no live peer (join)."""
+def gossip_targets(table: MemberTable, config: Config, rng: random.Random) -> dict[str, str]:
+    """URL → node id for this round: `fanout` live peers (alive first), now and then a dead one
+    to probe, and the seeds while we know no live peer (join). A seed's id is not known yet: its
+    requests are signed for ANY_NODE, which only the gossip endpoint accepts."""
     peers = _peers(table)
     alive = [m for m in peers if m.status == ALIVE]
     suspect = [m for m in peers if m.status == SUSPECT]
@@ -185,21 +187,32 @@ def gossip_targets(table: MemberTable, config: Config, rng: random.Random) -> li
     chosen += rng.sample(suspect, min(config.fanout - len(chosen), len(suspect)))
     if dead and rng.random() < config.probe_dead_chance:
         chosen.append(rng.choice(dead))
-    urls = [m.url for m in chosen]
+    targets: dict[str, str] = {}
+    for m in chosen:
+        targets.setdefault(m.url, m.node_id)
     if not alive and not suspect:
-        seeds = [seed for seed in config.seeds if seed != config.url and seed not in urls]
-        urls += rng.sample(seeds, min(config.fanout, len(seeds)))
-    return list(dict.fromkeys(urls))
+        seeds = [seed for seed in config.seeds if seed != config.url and seed not in targets]
+        for seed in rng.sample(seeds, min(config.fanout, len(seeds))):
+            targets[seed] = ANY_NODE
+    return targets
 
 
 def send_to_all(
-    transport: Transport, urls: list[str], path: str, payload: dict, *, timeout_s: float
+    transport: Transport,
+    targets: dict[str, str],
+    path: str,
+    payload: dict,
+    *,
+    timeout_s: float,
 ) -> dict[str, dict | None]:
-    """POST `payload` to `path` of every URL concurrently: URL → answer, None where the request
-    failed or no answer came in time."""
-    futures = {_pool.submit(transport.send, url, path, payload): url for url in urls}
+    """POST `payload` to `path` of every node (URL → node id) concurrently: URL → answer, None
+    where the request failed or no answer came in time."""
+    futures = {
+        _pool.submit(transport.send, url, path, payload, to=node_id): url
+        for url, node_id in targets.items()
+    }
     done, late = wait(futures, timeout=2 * timeout_s + 0.5)
-    answers: dict[str, dict | None] = dict.fromkeys(urls)
+    answers: dict[str, dict | None] = dict.fromkeys(targets)
     for future in done:
         try:
             answers[futures[future]] = future.result()
@@ -211,18 +224,24 @@ def send_to_all(
 
 
 def push_pull(
-    transport: Transport, urls: list[str], message: GossipMessage, *, timeout_s: float
+    transport: Transport, targets: dict[str, str], message: GossipMessage, *, timeout_s: float
 ) -> list[GossipMessage]:
-    """Send `message` to every URL concurrently; the valid answers that came back in time."""
+    """Send `message` to every node (URL → node id) concurrently; the valid answers that came
+    back in time."""
     replies = []
-    answers = send_to_all(transport, urls, GOSSIP_PATH, message, timeout_s=timeout_s)
+    answers = send_to_all(transport, targets, GOSSIP_PATH, message, timeout_s=timeout_s)
     for url, answer in answers.items():
         if answer is None:
             continue
         try:
-            replies.append(gossip_message_parse(answer))
+            reply = gossip_message_parse(answer)
         except InvalidMessage as error:
             logger.info("pushPull with %s failed: %s", url, error)
+            continue
+        if targets[url] not in (ANY_NODE, reply["from"]):
+            logger.info("pushPull with %s: answered as %r", url, reply["from"])
+            continue
+        replies.append(reply)
     return replies
 
 

@@ -17,8 +17,11 @@ from urllib.parse import quote, unquote
 import orjson
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.utils.dateparse import parse_datetime
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 
 from accounts.models import ApiToken, User
 from kv.keys import prefix_successor
@@ -27,6 +30,7 @@ from kv.services import SYSTEM_PREFIX, system_record_put
 from kv.signals import entry_applied
 
 USERS, GROUPS, TOKENS, ACL, SCHEMAS = "users", "groups", "tokens", "acl", "schemas"
+RECORD_KINDS = frozenset((USERS, GROUPS, TOKENS, ACL, SCHEMAS))
 _USER_FIELDS = (
     "email", "password", "first_name", "last_name", "is_superuser", "is_staff", "is_active"
 )  # fmt: skip
@@ -102,22 +106,69 @@ def _on_user_deleted(sender, instance: User, **kwargs) -> None:
 
 
 def _on_membership_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
-    if not _mirroring() or not action.startswith("post_"):
+    if not _mirroring():
         return
-    users = User.objects.filter(pk__in=pk_set or []) if reverse else [instance]
-    if reverse and action == "post_clear":
-        return  # Django gives no pk_set here; group deletion tombstones the group instead
+    if reverse and action == "pre_clear":  # Django names no users for a group's clear: note them
+        instance._kvs_cleared = list(instance.user_set.values_list("pk", flat=True))
+        return
+    if not action.startswith("post_"):
+        return
+    if reverse:
+        pks = getattr(instance, "_kvs_cleared", []) if action == "post_clear" else pk_set or []
+        users = User.objects.filter(pk__in=pks)
+    else:
+        users = [instance]
     for user in users:
         _publish(USERS, user.username, user_record(user))
 
 
-def _on_group_saved(sender, instance: Group, **kwargs) -> None:
-    if _mirroring():
-        _publish(GROUPS, instance.name, {"name": instance.name})
+def _group_in_records(old: str, new: str | None) -> None:
+    """Replace the group `old` by `new` (None: remove it) in every user record listing it.
+
+    Group deletion (and renaming) removes memberships without Django's m2m signal, and
+    peers materialize memberships from user records: a record still listing the group would
+    make its user a member again when a group of that name is created anywhere. The record is
+    edited as stored, so its other fields stay as the cluster last wrote them."""
+    prefix = record_key(USERS, "")
+    listing = Entry.objects.filter(
+        key__gte=prefix,
+        key__lt=prefix_successor(prefix),
+        deleted=False,
+        value__contains=orjson.dumps(old).decode(),
+    ).values_list("key", "value")
+    for key, value in listing:
+        record = orjson.loads(value)
+        if old not in record.get("groups", []):
+            continue
+        groups = [g for g in record["groups"] if g != old]
+        if new is not None and new not in groups:
+            groups.append(new)
+        _publish(USERS, _parse_key(key)[1], {**record, "groups": sorted(groups)})
+
+
+def _on_group_changing(sender, instance: Group, **kwargs) -> None:
+    """Note the name a group had, so that a rename can be mirrored."""
+    if _mirroring() and instance.pk is not None:
+        instance._kvs_old_name = (
+            Group.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+        )
+
+
+def _on_group_saved(sender, instance: Group, created: bool = False, **kwargs) -> None:
+    if not _mirroring():
+        return
+    old = getattr(instance, "_kvs_old_name", None)
+    if old is not None and old != instance.name:
+        _group_in_records(old, instance.name)
+        _publish(GROUPS, old, None)
+    if created:
+        _group_in_records(instance.name, None)  # a new group has no members yet, anywhere
+    _publish(GROUPS, instance.name, {"name": instance.name})
 
 
 def _on_group_deleted(sender, instance: Group, **kwargs) -> None:
     if _mirroring():
+        _group_in_records(instance.name, None)
         _publish(GROUPS, instance.name, None)
 
 
@@ -164,6 +215,7 @@ def connect_mirrors() -> None:
     ):
         post_save.connect(saved, sender=model, dispatch_uid=f"kvs-mirror-save-{model.__name__}")
         post_delete.connect(deleted, sender=model, dispatch_uid=f"kvs-mirror-del-{model.__name__}")
+    pre_save.connect(_on_group_changing, sender=Group, dispatch_uid="kvs-mirror-group-rename")
     m2m_changed.connect(
         _on_membership_changed, sender=User.groups.through, dispatch_uid="kvs-mirror-groups"
     )
@@ -269,3 +321,121 @@ _MATERIALIZERS = {
     ACL: _rule_materialize,
     SCHEMAS: _schema_materialize,
 }
+
+
+# --- Checking a record from a peer ---------------------------------------------------------------
+
+
+def _fits(model, field: str, value: object, *, null: bool = False) -> bool:
+    """Whether `value` can be stored in the text column `field` of `model`."""
+    if value is None:
+        return null
+    limit = model._meta.get_field(field).max_length
+    return isinstance(value, str) and (limit is None or len(value) <= limit)
+
+
+def _moment(value: object, *, null: bool = False) -> bool:
+    if value is None:
+        return null
+    try:
+        return isinstance(value, str) and parse_datetime(value) is not None
+    except ValueError:
+        return False
+
+
+def _user_problem(name: str, record: dict) -> str | None:
+    if record["username"] != name:
+        return "the username is not the record's name"
+    for field in ("email", "password", "first_name", "last_name"):
+        if not _fits(User, field, record[field]):
+            return f"{field} is not text of the column's length"
+    for field in ("is_superuser", "is_staff", "is_active"):
+        if not isinstance(record[field], bool):
+            return f"{field} is not true or false"
+    if not _moment(record["date_joined"]):
+        return "date_joined is not an ISO date-time"
+    groups = record["groups"]
+    if not isinstance(groups, list) or not all(_fits(Group, "name", g) for g in groups):
+        return "groups is not a list of group names"
+    return None
+
+
+def _group_problem(name: str, record: dict) -> str | None:
+    return None if record["name"] == name else "the name is not the record's name"
+
+
+def _token_problem(name: str, record: dict) -> str | None:
+    if record["id"] != name:
+        return "the id is not the record's name"
+    checks = [
+        ("user", _fits(User, "username", record["user"])),
+        ("name", _fits(ApiToken, "name", record["name"])),
+        ("secret_hash", _fits(ApiToken, "secret_hash", record["secret_hash"])),
+        ("prefix", _fits(ApiToken, "prefix", record["prefix"], null=True)),
+    ]
+    for field, ok in checks:
+        if not ok:
+            return f"{field} is not text of the column's length"
+    scopes = record["scopes"]
+    if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+        return "scopes is not a list of scope names"
+    for field, null in (("created_at", False), ("expires_at", True), ("revoked_at", True)):
+        if not _moment(record[field], null=null):
+            return f"{field} is not an ISO date-time{' or null' if null else ''}"
+    return None
+
+
+def _rule_problem(name: str, record: dict) -> str | None:
+    if record["prefix"] != name:
+        return "the prefix is not the record's name"
+    for field in ("owner", "group"):
+        if not _fits(AclRule, field, record[field], null=True):
+            return f"{field} is not null or a name of the column's length"
+    mode = record["mode"]
+    if type(mode) is not int or not 0 <= mode <= 0o7777:
+        return "mode is not an integer from 0 to 4095"
+    return None
+
+
+def _schema_problem(name: str, record: dict) -> str | None:
+    if record["prefix"] != name:
+        return "the prefix is not the record's name"
+    schema = record["schema"]
+    if not isinstance(schema, dict | bool):
+        return "schema is not a JSON Schema (an object, true or false)"
+    try:
+        validator_for(schema, default=Draft202012Validator).check_schema(schema)
+    except SchemaError as error:
+        return f"schema is no valid JSON Schema at {error.json_path}"
+    return None
+
+
+_RECORD_FIELDS = {
+    USERS: frozenset((*_USER_FIELDS, "username", "date_joined", "groups")),
+    GROUPS: frozenset(("name",)),
+    TOKENS: frozenset(
+        ("id", "user", "name", "secret_hash", "scopes", "prefix")
+        + ("created_at", "expires_at", "revoked_at")
+    ),
+    ACL: frozenset(("prefix", "owner", "group", "mode")),
+    SCHEMAS: frozenset(("prefix", "schema")),
+}
+_RECORD_PROBLEMS = {
+    USERS: _user_problem,
+    GROUPS: _group_problem,
+    TOKENS: _token_problem,
+    ACL: _rule_problem,
+    SCHEMAS: _schema_problem,
+}
+
+
+def record_validate(kind: str, name: str, record: object) -> str | None:
+    """Why the parsed value of the record `_sys/<kind>/<name>` could not be materialized (None:
+    it can be): the fields its kind has, each of the type and length its table column takes."""
+    expected = _RECORD_FIELDS[kind]
+    if not isinstance(record, dict):
+        return f"a {kind} record is a JSON object"
+    if record.keys() != expected:
+        odd = sorted((expected - record.keys()) or (record.keys() - expected))
+        return f"a {kind} record has exactly the fields {sorted(expected)} (not so: {odd[0]})"
+    return _RECORD_PROBLEMS[kind](name, record)

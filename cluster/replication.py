@@ -22,7 +22,7 @@ from kv.signals import entry_applied
 from kv.versions import Version
 from kvsite.debounce import Debounce
 
-from .antientropy import VERSIONS_PATH
+from .antientropy import VERSIONS_PATH, versions_by_size, versions_sendable
 from .membership import MemberState
 from .models import PeerCursor
 from .selectors import members_alive
@@ -76,29 +76,12 @@ def _push_from_cursor(transport: Transport, peer: MemberState) -> int:
         changed, last = changes_since(revision=cursor, limit=settings.KVS_PUSH_BATCH)
         if not changed:
             return sent
-        batch = [Version.of(e).as_wire() for e in changed if e.origin != peer.node_id]
-        for chunk in _by_size(batch, settings.KVS_PUSH_BATCH_BYTES):
-            transport.send(peer.url, VERSIONS_PATH, {"versions": chunk})
+        batch = versions_sendable([Version.of(e) for e in changed if e.origin != peer.node_id])
+        for chunk in versions_by_size(batch, settings.KVS_PUSH_BATCH_BYTES):
+            transport.send(peer.url, VERSIONS_PATH, {"versions": chunk}, to=peer.node_id)
             sent += len(chunk)
         cursor_advance(peer.node_id, last)
         cursor = last
-
-
-def _by_size(versions: list[dict], limit: int) -> list[list[dict]]:
-    """Split versions into messages of about `limit` bytes (a larger version goes alone)."""
-    chunks: list[list[dict]] = []
-    current: list[dict] = []
-    size = 0
-    for v in versions:
-        weight = len(v["key"]) + len(v["value"] or "") + 200
-        if current and size + weight > limit:
-            chunks.append(current)
-            current, size = [], 0
-        current.append(v)
-        size += weight
-    if current:
-        chunks.append(current)
-    return chunks
 
 
 # --- Starting pushes soon after commits ---------------------------------------------------------

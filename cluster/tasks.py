@@ -70,7 +70,7 @@ def anti_entropy_round() -> bool:
     if peer is None:
         return False
     try:
-        report = merkle_sync(_replication_transport(), peer.url)
+        report = merkle_sync(_replication_transport(), peer.url, peer_id=peer.node_id)
     except TransportError as error:
         log.info("anti-entropy with %s failed: %s", peer.node_id, error)
         return False

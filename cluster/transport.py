@@ -13,7 +13,7 @@ import orjson
 from kv.hlc import wall_ms
 
 from .config import Config
-from .signing import HEADER_SIGNATURE, BadSignature, sign_request, verify_response
+from .signing import ANY_NODE, HEADER_SIGNATURE, BadSignature, sign_request, verify_response
 
 
 class TransportError(Exception):
@@ -23,8 +23,9 @@ class TransportError(Exception):
 class Transport(Protocol):
     """Sends one JSON message to a member's internal API and returns its JSON answer."""
 
-    def send(self, member_url: str, path: str, payload: dict) -> dict:
-        """The peer's answer to `payload` POSTed at `member_url` + `path`; raise TransportError."""
+    def send(self, member_url: str, path: str, payload: dict, *, to: str) -> dict:
+        """The answer of the node `to` (its id; ANY_NODE for a seed whose id we do not know yet)
+        to `payload` POSTed at `member_url` + `path`; raise TransportError."""
         ...
 
 
@@ -65,8 +66,9 @@ class HttpTransport:
     def __repr__(self) -> str:
         return f"HttpTransport(node_id={self.node_id!r})"  # never the secret
 
-    def send(self, member_url: str, path: str, payload: dict) -> dict:
-        """POST `payload` signed; the peer's answer once its signature checks out."""
+    def send(self, member_url: str, path: str, payload: dict, *, to: str) -> dict:
+        """POST `payload` signed for the node `to`; its answer once the signature checks out
+        (signed by `to` itself, unless `to` is ANY_NODE)."""
         client = self._client or _shared_client()
         body = orjson.dumps(payload)
         request = client.build_request(
@@ -79,6 +81,7 @@ class HttpTransport:
         signed = sign_request(
             self._secret,
             node_id=self.node_id,
+            target=to,
             method="POST",
             path=request.url.raw_path.decode("ascii"),
             body=body,
@@ -92,7 +95,7 @@ class HttpTransport:
         if response.status_code != 200:
             raise TransportError(f"{member_url}{path}: HTTP {response.status_code}")
         try:
-            verify_response(
+            answered_by = verify_response(
                 self._secret,
                 request_signature=signed[HEADER_SIGNATURE],
                 status=response.status_code,
@@ -102,31 +105,59 @@ class HttpTransport:
             answer = orjson.loads(response.content)
         except (BadSignature, orjson.JSONDecodeError) as error:
             raise TransportError(f"{member_url}{path}: {error}") from error
+        if to != ANY_NODE and answered_by != to:
+            raise TransportError(f"{member_url}{path}: answered by {answered_by!r}, not {to!r}")
         if not isinstance(answer, dict):
             raise TransportError(f"{member_url}{path}: the answer is not a JSON object")
         return answer
+
+
+def node_id_at(url: str, *, timeout_s: float = 1.0, client: httpx.Client | None = None) -> str:
+    """The node id that the node at `url` states on its (unsigned) `/health`.
+
+    For talking to a node that is not a member (yet): requests are then signed for that id, and
+    its answers must be signed by it, so a wrong id only makes the exchange fail."""
+    client = client or _shared_client()
+    try:
+        response = client.get(url.rstrip("/") + "/health", timeout=timeout_s)
+        node_id = response.json().get("node_id") if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError) as error:
+        raise TransportError(f"{url}/health: {type(error).__name__}") from error
+    if not isinstance(node_id, str) or not node_id:
+        raise TransportError(f"{url}/health: no node id")
+    return node_id
 
 
 Handler = Callable[[str, dict], dict]
 
 
 class FakeTransport:
-    """Routes sends to in-memory nodes by URL; a URL in `down` fails like an unreachable host."""
+    """Routes sends to in-memory nodes by URL; a URL in `down` fails like an unreachable host.
+
+    A route registered with a node id refuses, as a real node does (401), a message meant for
+    another node; ANY_NODE passes."""
 
     def __init__(self, routes: dict[str, Handler] | None = None) -> None:
         self.routes: dict[str, Handler] = dict(routes or {})
+        self.ids: dict[str, str] = {}
         self.down: set[str] = set()
         self.sent: list[tuple[str, str]] = []
+        self.targets: list[str] = []
 
-    def route(self, member_url: str, handler: Handler) -> None:
+    def route(self, member_url: str, handler: Handler, *, node_id: str | None = None) -> None:
         """Deliver messages for `member_url` to `handler(path, payload)`."""
         self.routes[member_url] = handler
+        if node_id is not None:
+            self.ids[member_url] = node_id
 
-    def send(self, member_url: str, path: str, payload: dict) -> dict:
+    def send(self, member_url: str, path: str, payload: dict, *, to: str) -> dict:
         """The handler's answer, both ways through JSON as on the wire."""
         self.sent.append((member_url, path))
+        self.targets.append(to)
         handler = self.routes.get(member_url)
         if handler is None or member_url in self.down:
             raise TransportError(f"{member_url}: unreachable")
+        if to not in (ANY_NODE, self.ids.get(member_url, to)):
+            raise TransportError(f"{member_url}{path}: HTTP 401")
         answer = handler(path, orjson.loads(orjson.dumps(payload)))
         return orjson.loads(orjson.dumps(answer))

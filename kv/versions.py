@@ -61,6 +61,8 @@ class Version:
 
     @classmethod
     def from_wire(cls, data: dict) -> "Version":
+        """The inverse of `as_wire`, for trusted data; what peers send goes through
+        `cluster.wire.version_parse`, which checks every field."""
         return cls(**{**data, "version": uuid.UUID(data["version"])})
 
 

@@ -39,8 +39,11 @@ SEND_ATTEMPTS = 2
 class PeerOutbox:
     """The messages waiting for one peer, posted in batches by a thread of their own."""
 
-    def __init__(self, url: str, transport: Transport, *, size: int, gather_s: float = 0) -> None:
+    def __init__(
+        self, url: str, transport: Transport, *, node_id: str, size: int, gather_s: float = 0
+    ) -> None:
         self.url = url
+        self.node_id = node_id
         self._gather_s = gather_s
         self._transport = transport
         self._waiting: deque[orjson.Fragment] = deque(maxlen=size)
@@ -74,7 +77,7 @@ class PeerOutbox:
     def _post(self, batch: list[orjson.Fragment]) -> None:
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
-                self._transport.send(self.url, PUBSUB_PATH, {"messages": batch})
+                self._transport.send(self.url, PUBSUB_PATH, {"messages": batch}, to=self.node_id)
                 return
             except TransportError as error:
                 if attempt == SEND_ATTEMPTS:
@@ -94,7 +97,7 @@ class Forwarder:
         self._transport_source = transport or _http_transport
         self._transport: Transport | None = None
         self._pending: deque[dict] = deque()
-        self._outboxes: dict[str, PeerOutbox] = {}
+        self._outboxes: dict[tuple[str, str], PeerOutbox] = {}  # by (url, node id)
         self._peers: tuple[float, list[MemberState]] = (0.0, [])
         self._dispatch_soon = Debounce(self._dispatch_safely, delay_s=0)
 
@@ -118,7 +121,7 @@ class Forwarder:
         if not messages:
             return
         for peer in self._alive():
-            self._outbox(peer.url).put(messages)
+            self._outbox(peer).put(messages)
 
     def _alive(self) -> list[MemberState]:
         deadline, peers = self._peers
@@ -129,14 +132,15 @@ class Forwarder:
             self._peers = (now + PEERS_RECHECK_S, peers)
         return peers
 
-    def _outbox(self, url: str) -> PeerOutbox:
-        outbox = self._outboxes.get(url)
+    def _outbox(self, peer: MemberState) -> PeerOutbox:
+        outbox = self._outboxes.get((peer.url, peer.node_id))
         if outbox is None:
             if self._transport is None:
                 self._transport = self._transport_source()
-            outbox = self._outboxes[url] = PeerOutbox(
-                url,
+            outbox = self._outboxes[(peer.url, peer.node_id)] = PeerOutbox(
+                peer.url,
                 self._transport,
+                node_id=peer.node_id,
                 size=settings.KVS_PUBSUB_FORWARD_QUEUE,
                 gather_s=settings.KVS_PUBSUB_FORWARD_GATHER,
             )

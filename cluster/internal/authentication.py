@@ -10,13 +10,16 @@ from rest_framework.permissions import BasePermission
 
 from kv.hlc import wall_ms
 
+from ..node import local_node
 from ..signing import SCHEME, BadSignature, SignedRequest, signature_remember, verify_request
 
 
 class SignedNodeAuthentication(BaseAuthentication):
-    """Accept a request signed by a cluster node, fresh and not seen before; else 401."""
+    """Accept a request signed by a cluster node for this node, fresh and not seen before; else
+    401. A request signed for any node (`*`) only where the view sets `accepts_any_target`."""
 
     def authenticate(self, request) -> tuple[AnonymousUser, SignedRequest]:
+        view = request.parser_context.get("view")
         window_ms = round(settings.KVS_SIGNATURE_WINDOW * 1000)
         try:
             signed = verify_request(
@@ -28,6 +31,8 @@ class SignedNodeAuthentication(BaseAuthentication):
                 now=wall_ms(),
                 window_ms=window_ms,
                 remember=lambda signature: signature_remember(signature, window_ms=window_ms),
+                self_id=local_node().node_id,
+                any_target=getattr(view, "accepts_any_target", False),
             )
         except BadSignature as error:
             raise AuthenticationFailed(f"Node signature refused: {error}.") from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import orjson
 from django.conf import settings
 from django.http import HttpResponse
@@ -12,13 +10,19 @@ from rest_framework.exceptions import ParseError
 from rest_framework.views import APIView
 
 from kv.hlc import wall_ms
-from kv.merkle import tree_depth
 
 from ..antientropy import digests_answer, merkle_answer, versions_receive
 from ..gossip import forget_receive, gossip_receive
 from ..messages import InvalidMessage, gossip_message_parse
 from ..node import local_node
 from ..signing import sign_response
+from ..wire import (
+    WireError,
+    digests_request_parse,
+    forget_request_parse,
+    merkle_request_parse,
+    versions_parse,
+)
 from .authentication import IsSignedNode, SignedNodeAuthentication
 from .permissions import IsMemberNode
 
@@ -42,6 +46,7 @@ class InternalApi(APIView):
     authentication_classes = [SignedNodeAuthentication]
     permission_classes = [IsSignedNode]
     throttle_classes: list = []
+    accepts_any_target = False  # only requests signed for this node's id
     # Bodies wrap what clients sent (a forwarded pub/sub message: 2 levels) beyond the door's
     # KVS_MAX_JSON_DEPTH (kvsite.parsers.JSONParser).
     json_depth_extra = 4
@@ -56,7 +61,10 @@ class MemberApi(InternalApi):
 
 @extend_schema(exclude=True)
 class GossipApi(InternalApi):
-    """pushPull: the sender's member table in, ours out."""
+    """pushPull: the sender's member table in, ours out. The one endpoint that accepts a request
+    signed for any node (`*`): a joining node does not know its seed's id yet."""
+
+    accepts_any_target = True
 
     def post(self, request):
         try:
@@ -68,40 +76,17 @@ class GossipApi(InternalApi):
         return signed_json(request, gossip_receive(message, wall_ms()))
 
 
-def _json_body(request) -> dict:
-    try:
-        data = orjson.loads(request.body)
-    except orjson.JSONDecodeError as error:
-        raise ParseError(f"Invalid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise ParseError("Expected a JSON object.")
-    return data
-
-
-def _is_digest(d) -> bool:
-    if not (isinstance(d, list) and len(d) == 4):
-        return False
-    key, version, hlc, joined = d
-    if not (isinstance(key, str) and isinstance(hlc, int) and isinstance(joined, int)):
-        return False
-    try:
-        uuid.UUID(version)
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return True
+def _json_body(request) -> object:
+    """The body, parsed by the one JSON parser (kvsite.parsers: 400 for text that is not JSON)."""
+    return request.data
 
 
 @extend_schema(exclude=True)
 class MerkleApi(MemberApi):
-    """The hashes of the Merkle tree nodes asked for."""
+    """The hashes of the Merkle tree nodes asked for (distinct nodes of one level)."""
 
     def post(self, request):
-        data = _json_body(request)
-        level, nodes = data.get("level"), data.get("nodes")
-        if not isinstance(level, int) or not isinstance(nodes, list):
-            raise ParseError("Expected {level: int, nodes: [int]}.")
-        if not all(isinstance(n, int) and n >= 0 for n in nodes) or not 0 <= level <= tree_depth():
-            raise ParseError("Tree level or node index out of range.")
+        level, nodes = merkle_request_parse(_json_body(request))
         return signed_json(request, merkle_answer(level=level, nodes=nodes))
 
 
@@ -110,28 +95,20 @@ class DigestsApi(MemberApi):
     """Our versions newer than the asker's in the given buckets, and the keys we want."""
 
     def post(self, request):
-        data = _json_body(request)
-        buckets, digests = data.get("buckets"), data.get("digests")
-        shape = "Expected {buckets: [int], digests: [[key, version, hlc, joined]]}."
-        if not isinstance(buckets, list) or not isinstance(digests, list):
-            raise ParseError(shape)
-        if not all(isinstance(b, int) for b in buckets) or not all(map(_is_digest, digests)):
-            raise ParseError(shape)
+        buckets, digests = digests_request_parse(_json_body(request))
         return signed_json(request, digests_answer(buckets=buckets, digests=digests))
 
 
 @extend_schema(exclude=True)
 class VersionsApi(MemberApi):
-    """Apply versions pushed by a peer."""
+    """Apply versions pushed by a peer: all of them once every one is valid, else none (400
+    naming the first bad version's index and field)."""
 
     def post(self, request):
-        versions = _json_body(request).get("versions")
-        if not isinstance(versions, list):
-            raise ParseError("Expected {versions: [...]}.")
-        try:
-            return signed_json(request, versions_receive(versions=versions))
-        except (TypeError, ValueError, KeyError) as error:
-            raise ParseError(f"Malformed version: {error}") from None
+        data = _json_body(request)
+        if not isinstance(data, dict) or set(data) != {"versions"}:
+            raise WireError("Expected {versions: [...]}.", field="versions")
+        return signed_json(request, versions_receive(versions=versions_parse(data["versions"])))
 
 
 @extend_schema(exclude=True)
@@ -139,8 +116,5 @@ class ForgetApi(MemberApi):
     """Forget a dead or departed member, as a peer's operator asked (`gossip_forget`)."""
 
     def post(self, request):
-        data = _json_body(request)
-        node_id, incarnation = data.get("node_id"), data.get("incarnation")
-        if not isinstance(node_id, str) or not node_id or not isinstance(incarnation, int):
-            raise ParseError("Expected {node_id: str, incarnation: int}.")
+        node_id, incarnation = forget_request_parse(_json_body(request))
         return signed_json(request, {"forgotten": forget_receive(node_id, incarnation)})

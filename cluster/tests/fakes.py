@@ -50,7 +50,7 @@ class MemoryCluster:
         )
         self.configs[name] = config
         self.stores[name] = MemoryMemberStore(name)
-        self.transport.route(url, partial(self._receive, name))
+        self.transport.route(url, partial(self._receive, name), node_id=name)
 
     def _receive(self, name: str, path: str, payload: dict) -> dict:
         config, store = self.configs[name], self.stores[name]

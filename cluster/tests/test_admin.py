@@ -51,7 +51,7 @@ def test_a_superuser_forgets_dead_members_but_not_live_ones(client, settings, mo
     Member.objects.create(node_id="node9", url="http://127.0.0.1:9", joined_at=2, status="dead")
     told = []
     monkeypatch.setattr(
-        HttpTransport, "send", lambda self, url, path, payload: told.append(payload) or {}
+        HttpTransport, "send", lambda self, url, path, payload, to: told.append(payload) or {}
     )
     client.force_login(User.objects.create_superuser(username="admin", password="pw-0123456789"))
     page = forget(client, "node8", "node9")

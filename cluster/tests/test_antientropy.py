@@ -38,7 +38,8 @@ class MemoryPeer:
             leaves[bucket] = xor_hex(leaves.get(bucket, "0" * 32), digest)
         return leaves
 
-    def send(self, url: str, path: str, payload: dict) -> dict:
+    def send(self, url: str, path: str, payload: dict, *, to: str) -> dict:
+        assert (url, to) == ("http://peer", "peer")
         self.paths.append(path)
         if path == MERKLE_PATH:
             leaves = self.leaves()
@@ -85,7 +86,7 @@ def test_equal_trees_exchange_one_message():
     shared = [version(f"k{i}") for i in range(200)]
     services.versions_apply(shared)
     peer = MemoryPeer([v for v in shared])
-    report = merkle_sync(peer, "http://peer")
+    report = merkle_sync(peer, "http://peer", peer_id="peer")
     assert report.equal and report.messages == 1
     assert peer.paths == [MERKLE_PATH]
 
@@ -99,7 +100,7 @@ def test_divergent_keys_are_found_and_repaired_both_ways():
     deleted_there = version("k3", NOW + 5, None, deleted=True)
     services.versions_apply([ours_newer, only_ours])
     peer = MemoryPeer([*shared, theirs_newer, only_theirs, deleted_there])
-    report = merkle_sync(peer, "http://peer")
+    report = merkle_sync(peer, "http://peer", peer_id="peer")
     assert not report.equal
     expected = {bucket_of(k) for k in ("k1", "k2", "k3", "mine", "yours")}
     assert set(report.buckets) == expected
@@ -108,7 +109,7 @@ def test_divergent_keys_are_found_and_repaired_both_ways():
     assert Entry.objects.get(key="k3").deleted
     assert peer.store["k1"].value == '"ours"' and "mine" in peer.store
     assert selectors.merkle_leaves() == peer.leaves()
-    again = merkle_sync(peer, "http://peer")
+    again = merkle_sync(peer, "http://peer", peer_id="peer")
     assert again.equal and again.messages == 1
 
 
@@ -116,7 +117,7 @@ def test_bytes_grow_with_the_difference_not_the_store():
     shared = [version(f"k{i}") for i in range(3000)]
     services.versions_apply(shared)
     peer = MemoryPeer([*shared, *(version(f"new{i}") for i in range(3))])
-    report = merkle_sync(peer, "http://peer")
+    report = merkle_sync(peer, "http://peer", peer_id="peer")
     assert report.pulled == 3
     assert report.bytes_sent + report.bytes_received < 16 * 1024
 
@@ -143,9 +144,9 @@ def test_the_answering_side_gives_newer_versions_and_wants_older_ones():
 
 def test_a_sync_with_a_peer_that_is_itself_syncing_says_so():
     class SyncingPeer(MemoryPeer):
-        def send(self, url, path, payload):
-            answer = super().send(url, path, payload)
+        def send(self, url, path, payload, *, to):
+            answer = super().send(url, path, payload, to=to)
             return {**answer, "syncing": True} if path == MERKLE_PATH else answer
 
-    report = merkle_sync(SyncingPeer([]), "http://peer")
+    report = merkle_sync(SyncingPeer([]), "http://peer", peer_id="peer")
     assert report.equal and report.peer_syncing

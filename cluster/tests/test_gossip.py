@@ -18,6 +18,7 @@ from cluster.membership import (
     member_suspect,
 )
 from cluster.models import Member
+from cluster.signing import ANY_NODE
 from cluster.store import DbMemberStore, MemoryMemberStore
 from cluster.transport import FakeTransport
 from kvsite.exceptions import Conflict, NotFound
@@ -58,6 +59,30 @@ def test_a_node_with_no_members_joins_through_its_seed():
     assert report.contacted == ["http://node1.test"] and report.answered == ["node1"]
     assert cluster.status("node2", "node1") == ALIVE
     assert cluster.status("node1", "node2") == ALIVE
+
+
+def test_requests_are_signed_for_the_member_meant_and_for_any_node_only_to_a_seed():
+    cluster = MemoryCluster(3)
+    cluster.round("node2")
+    assert cluster.transport.targets == [ANY_NODE]  # node2 knows no one yet: node1 is a seed
+    rounds_until(cluster, lambda: converged(cluster) and len(cluster.view("node1")) == 3, limit=4)
+    sent = len(cluster.transport.targets)
+    cluster.tick()
+    later = list(zip(cluster.transport.sent[sent:], cluster.transport.targets[sent:], strict=True))
+    assert later and all(to == url.split("//")[1].split(".")[0] for (url, _), to in later)
+
+
+def test_a_member_whose_url_now_leads_to_another_node_is_not_believed():
+    cluster = MemoryCluster(2)
+    cluster.round("node2")
+    cluster.add("node9")
+    # node1's address now answers as node9 (a node replaced under the same URL): node2's
+    # requests meant for node1 are refused there, so node1 does not look alive through node9.
+    cluster.transport.route("http://node1.test", cluster.transport.routes["http://node9.test"])
+    cluster.transport.ids["http://node1.test"] = "node9"
+    report = cluster.round("node2")
+    assert report.contacted == ["http://node1.test"] and report.answered == []
+    assert cluster.member("node9", "node2") is None
 
 
 def test_join_keeps_retrying_the_seed_until_it_answers():
@@ -206,10 +231,10 @@ def test_targets_prefer_alive_peers():
 
 def test_targets_fill_up_with_suspects_and_sometimes_probe_the_dead():
     table = table_of({"b": ALIVE, "s": SUSPECT, "x": DEAD})
-    assert gossip_targets(table, config(probe_dead_chance=0.0), random.Random(1)) == [
-        "http://b",
-        "http://s",
-    ]
+    assert gossip_targets(table, config(probe_dead_chance=0.0), random.Random(1)) == {
+        "http://b": "b",
+        "http://s": "s",
+    }
     probed = [
         "http://x" in gossip_targets(table, config(probe_dead_chance=0.25), random.Random(seed))
         for seed in range(400)
@@ -220,8 +245,9 @@ def test_targets_fill_up_with_suspects_and_sometimes_probe_the_dead():
 def test_targets_are_the_seeds_while_no_peer_is_alive():
     table = table_of({"x": DEAD})
     cfg = config(seeds=("http://seed1", "http://a"), probe_dead_chance=0.0)
-    assert gossip_targets(table, cfg, random.Random(1)) == ["http://seed1"]  # never ourselves
-    assert gossip_targets(table_of({"b": ALIVE}), cfg, random.Random(1)) == ["http://b"]
+    # A seed's id is not known yet: ANY_NODE. Never ourselves.
+    assert gossip_targets(table, cfg, random.Random(1)) == {"http://seed1": ANY_NODE}
+    assert gossip_targets(table_of({"b": ALIVE}), cfg, random.Random(1)) == {"http://b": "b"}
 
 
 # --- forgetting a member ------------------------------------------------------------------------

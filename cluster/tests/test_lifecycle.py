@@ -43,7 +43,7 @@ def sent(monkeypatch) -> list[tuple[str, str]]:
     """What this node sends to peers over HTTP (nothing is really sent): (url, path)."""
     record: list[tuple[str, str]] = []
 
-    def send(self, url, path, payload):
+    def send(self, url, path, payload, *, to):
         record.append((url, path))
         if path == GOSSIP_PATH:
             return {"from": "peer", "members": []}
@@ -108,7 +108,13 @@ def version_wire(key: str) -> dict:
 def signed_post(client, node_id: str, path: str, payload: dict):
     body = orjson.dumps(payload)
     headers = sign_request(
-        SECRET, node_id=node_id, method="POST", path=path, body=body, now=wall_ms()
+        SECRET,
+        node_id=node_id,
+        target=local_node().node_id,
+        method="POST",
+        path=path,
+        body=body,
+        now=wall_ms(),
     )
     extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
     return client.generic("POST", path, body, content_type="application/json", **extra)
@@ -218,7 +224,7 @@ def test_the_worker_starting_makes_a_node_that_left_rejoin(left):
 def test_a_rejoined_node_leaves_syncing_after_its_first_anti_entropy_round(left, monkeypatch):
     node_start(wall_ms())
     assert node_mode() == MODE_SYNCING
-    monkeypatch.setattr(tasks, "merkle_sync", lambda transport, url: _equal_report())
+    monkeypatch.setattr(tasks, "merkle_sync", lambda transport, url, peer_id: _equal_report())
     assert tasks.anti_entropy_round.apply().get() is True
     assert node_mode() == MODE_NORMAL
 

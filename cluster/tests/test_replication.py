@@ -29,10 +29,10 @@ class RecordingTransport:
         self.sent: list[dict] = []
         self.fail = fail
 
-    def send(self, url: str, path: str, payload: dict) -> dict:
+    def send(self, url: str, path: str, payload: dict, *, to: str) -> dict:
         if self.fail:
             raise TransportError("peer down")
-        assert (url, path) == (PEER.url, VERSIONS_PATH)
+        assert (url, to, path) == (PEER.url, PEER.node_id, VERSIONS_PATH)
         self.sent.append(payload)
         return {"applied": len(payload["versions"])}
 
@@ -90,10 +90,16 @@ def node(settings):
     return local_node()
 
 
-def post(client, path: str, payload, *, secret: str = SECRET):
+def post(client, path: str, payload, *, secret: str = SECRET, target: str | None = None):
     body = orjson.dumps(payload)
     headers = sign_request(
-        secret, node_id="peer", method="POST", path=path, body=body, now=wall_ms()
+        secret,
+        node_id="peer",
+        target=target or local_node().node_id,
+        method="POST",
+        path=path,
+        body=body,
+        now=wall_ms(),
     )
     extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
     return client.generic("POST", path, body, content_type="application/json", **extra)

@@ -12,8 +12,10 @@ from cluster.gossip import GOSSIP_PATH
 from cluster.models import Member
 from cluster.node import local_node
 from cluster.signing import (
+    ANY_NODE,
     HEADER_NODE,
     HEADER_SIGNATURE,
+    HEADER_TARGET,
     HEADER_TIMESTAMP,
     BadSignature,
     sign_request,
@@ -22,7 +24,7 @@ from cluster.signing import (
     verify_request,
     verify_response,
 )
-from cluster.transport import HttpTransport, TransportError
+from cluster.transport import HttpTransport, TransportError, node_id_at
 from kv.hlc import wall_ms
 
 SECRET = "the-cluster-secret-0123456789"
@@ -32,12 +34,31 @@ BODY = b'{"from": "node2", "members": []}'
 
 
 def headers_for(
-    *, secret=SECRET, node_id="node2", method="POST", path=GOSSIP_PATH, body=BODY, now=NOW
+    *,
+    secret=SECRET,
+    node_id="node2",
+    target="node1",
+    method="POST",
+    path=GOSSIP_PATH,
+    body=BODY,
+    now=NOW,
 ):
-    return sign_request(secret, node_id=node_id, method=method, path=path, body=body, now=now)
+    return sign_request(
+        secret, node_id=node_id, target=target, method=method, path=path, body=body, now=now
+    )
 
 
-def verify(headers, *, method="POST", path=GOSSIP_PATH, body=BODY, now=NOW, remember=None):
+def verify(
+    headers,
+    *,
+    method="POST",
+    path=GOSSIP_PATH,
+    body=BODY,
+    now=NOW,
+    remember=None,
+    self_id="node1",
+    any_target=False,
+):
     return verify_request(
         SECRET,
         method=method,
@@ -47,6 +68,8 @@ def verify(headers, *, method="POST", path=GOSSIP_PATH, body=BODY, now=NOW, reme
         now=now,
         window_ms=WINDOW_MS,
         remember=remember or (lambda signature: True),
+        self_id=self_id,
+        any_target=any_target,
     )
 
 
@@ -55,7 +78,22 @@ def verify(headers, *, method="POST", path=GOSSIP_PATH, body=BODY, now=NOW, reme
 
 def test_a_valid_signature_is_accepted():
     signed = verify(headers_for())
-    assert (signed.node_id, signed.timestamp) == ("node2", NOW)
+    assert (signed.node_id, signed.target, signed.timestamp) == ("node2", "node1", NOW)
+
+
+def test_a_request_signed_for_another_node_is_refused():
+    with pytest.raises(BadSignature, match="signed for 'node3'"):
+        verify(headers_for(target="node3"))
+    with pytest.raises(BadSignature, match="bad signature"):  # the target header is signed
+        verify({**headers_for(target="node3"), HEADER_TARGET: "node1"})
+
+
+def test_any_node_is_accepted_only_where_the_endpoint_allows_it():
+    with pytest.raises(BadSignature, match="not for this node"):
+        verify(headers_for(target=ANY_NODE))
+    assert verify(headers_for(target=ANY_NODE), any_target=True).target == ANY_NODE
+    with pytest.raises(BadSignature, match="not for this node"):  # any_target is no wildcard
+        verify(headers_for(target="node3"), any_target=True)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +152,9 @@ def test_a_replayed_request_is_refused():
     verify(headers_for(), remember=remember)  # the same message signed again has a new nonce
 
 
-@pytest.mark.parametrize("missing", [HEADER_NODE, HEADER_TIMESTAMP, HEADER_SIGNATURE])
+@pytest.mark.parametrize(
+    "missing", [HEADER_NODE, HEADER_TARGET, HEADER_TIMESTAMP, HEADER_SIGNATURE]
+)
 def test_an_unsigned_request_is_refused(missing):
     headers = {k: v for k, v in headers_for().items() if k != missing}
     with pytest.raises(BadSignature, match="unsigned"):
@@ -229,6 +269,21 @@ def test_a_bad_request_gets_401_json_and_changes_nothing(client, node, bad):
     assert not Member.objects.exists()
 
 
+def test_a_pushpull_signed_for_another_node_gets_401_and_changes_nothing(client, node):
+    body = message()
+    response = post(client, body, signed(body, target="node3"))
+    assert response.status_code == 401
+    assert "node3" in response.json()["detail"]
+    assert not Member.objects.exists()
+
+
+def test_a_pushpull_signed_for_any_node_is_accepted_as_a_join(client, node):
+    body = message()
+    response = post(client, body, signed(body, target=ANY_NODE))
+    assert response.status_code == 200, response.content
+    assert Member.objects.filter(node_id="node2").exists()
+
+
 def test_a_message_from_another_node_than_the_signer_is_refused(client, node):
     body = message(sender="node3")
     response = post(client, body, signed(body, node_id="node2"))
@@ -255,7 +310,7 @@ def through_django_client(request: httpx.Request) -> httpx.Response:
         request.method,
         request.url.raw_path.decode(),
         request.content,
-        content_type=request.headers["content-type"],
+        content_type=request.headers.get("content-type", "application/octet-stream"),
         **extra,
     )
     return httpx.Response(
@@ -269,17 +324,46 @@ def django_transport(secret: str = SECRET) -> HttpTransport:
 
 
 def test_http_transport_and_the_endpoint_agree(node):
-    answer = django_transport().send("http://testserver", GOSSIP_PATH, orjson.loads(message()))
+    payload = orjson.loads(message())
+    answer = django_transport().send("http://testserver", GOSSIP_PATH, payload, to="node1")
     assert answer["from"] == "node1"
     assert Member.objects.filter(node_id="node2").exists()
+
+
+def test_http_transport_reaching_another_node_than_meant_is_refused(node):
+    # The URL leads to node1, but the sender meant node3 (a stale member table, a replay).
+    with pytest.raises(TransportError, match="401"):
+        django_transport().send(
+            "http://testserver", GOSSIP_PATH, orjson.loads(message()), to="node3"
+        )
+    assert not Member.objects.exists()
 
 
 def test_http_transport_with_the_wrong_secret_is_refused(node):
     with pytest.raises(TransportError, match="401"):
         django_transport("another-cluster").send(
-            "http://testserver", GOSSIP_PATH, orjson.loads(message())
+            "http://testserver", GOSSIP_PATH, orjson.loads(message()), to="node1"
         )
     assert not Member.objects.exists()
+
+
+def test_http_transport_refuses_an_answer_signed_by_another_node_than_meant():
+    def impostor(request: httpx.Request) -> httpx.Response:
+        body = b"{}"
+        headers = sign_response(
+            SECRET,
+            request_signature=request.headers[HEADER_SIGNATURE],
+            node_id="node9",
+            status=200,
+            body=body,
+        )
+        return httpx.Response(200, content=body, headers=headers)
+
+    client = httpx.Client(transport=httpx.MockTransport(impostor))
+    transport = HttpTransport(node_id="node2", secret=SECRET, client=client)
+    with pytest.raises(TransportError, match="answered by 'node9'"):
+        transport.send("http://peer", GOSSIP_PATH, {}, to="node1")
+    assert transport.send("http://peer", GOSSIP_PATH, {}, to=ANY_NODE) == {}  # a seed: anyone
 
 
 def test_http_transport_refuses_an_unsigned_or_forged_answer():
@@ -290,7 +374,7 @@ def test_http_transport_refuses_an_unsigned_or_forged_answer():
         node_id="node2", secret=SECRET, client=httpx.Client(transport=httpx.MockTransport(forged))
     )
     with pytest.raises(TransportError, match="unsigned answer"):
-        transport.send("http://peer", GOSSIP_PATH, {})
+        transport.send("http://peer", GOSSIP_PATH, {}, to="x")
 
 
 def test_http_transport_turns_network_errors_into_transport_errors():
@@ -300,7 +384,7 @@ def test_http_transport_turns_network_errors_into_transport_errors():
     client = httpx.Client(transport=httpx.MockTransport(refuse))
     transport = HttpTransport(node_id="node2", secret=SECRET, client=client)
     with pytest.raises(TransportError, match="ConnectError"):
-        transport.send("http://peer", GOSSIP_PATH, {})
+        transport.send("http://peer", GOSSIP_PATH, {}, to="peer")
 
 
 def test_the_secret_is_never_shown(client, node, caplog):
@@ -343,6 +427,15 @@ def test_an_unsigned_forget_is_refused_and_changes_nothing(client, node):
     assert Member.objects.filter(node_id="node3").exists()
 
 
+@pytest.mark.parametrize("target", ["node4", ANY_NODE])
+def test_a_forget_signed_for_another_node_or_any_node_is_refused(client, node, target):
+    dead_member()
+    body = orjson.dumps({"node_id": "node3", "incarnation": 2})
+    response = post(client, body, signed(body, path=FORGET, target=target), path=FORGET)
+    assert response.status_code == 401 and "detail" in response.json()
+    assert Member.objects.filter(node_id="node3").exists()
+
+
 @pytest.mark.parametrize(
     "payload", [b"[]", b'{"node_id": "node3"}', b'{"node_id": "", "incarnation": 1}', b"{bad"]
 )
@@ -351,3 +444,22 @@ def test_a_malformed_forget_is_refused(client, node, payload):
     response = post(client, payload, signed(payload, path=FORGET), path=FORGET)
     assert response.status_code == 400 and "detail" in response.json()
     assert Member.objects.filter(node_id="node3").exists()
+
+
+# --- a node that is not a member: its id from /health --------------------------------------------
+
+
+def test_node_id_at_reads_the_id_a_node_states_on_its_health(node):
+    client = httpx.Client(transport=httpx.MockTransport(through_django_client))
+    assert node_id_at("http://testserver", client=client) == "node1"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.Response(503), httpx.Response(200, content=b"<html>"), httpx.Response(200, json=[])],
+    ids=["503", "not JSON", "no id"],
+)
+def test_node_id_at_fails_cleanly_without_a_stated_id(answer):
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: answer))
+    with pytest.raises(TransportError):
+        node_id_at("http://peer", client=client)

@@ -92,6 +92,27 @@ def test_messages_published_within_the_gather_time_go_to_a_peer_in_one_post(sett
     assert posts == [[str(i) for i in range(20)]]
 
 
+def test_each_post_is_signed_for_the_peer_it_goes_to():
+    transport = FakeTransport()
+    got: dict[str, list[str]] = {p.node_id: [] for p in PEERS}
+    for peer in PEERS:
+
+        def handler(path, payload, node_id=peer.node_id):
+            got[node_id] += [m["id"] for m in payload["messages"]]
+            return {}
+
+        transport.route(peer.url, handler, node_id=peer.node_id)
+    forwarder = Forwarder(peers=lambda: PEERS, transport=lambda: transport)
+    forwarder.forward({"id": "m"})
+    wait_for(lambda: all(got.values()), timeout=5, what="both peers")
+    assert sorted(transport.targets) == ["node2", "node3"]
+    # A peer that is now another node at the same URL refuses what was meant for the old one.
+    transport.ids[PEERS[0].url] = "node7"
+    forwarder.forward({"id": "n"})
+    wait_for(lambda: got["node3"] == ["m", "n"], timeout=5, what="the unchanged peer")
+    assert got["node2"] == ["m"]
+
+
 def test_a_message_that_cannot_be_sent_is_dropped_and_the_rest_of_its_batch_goes(
     received, settings
 ):

@@ -184,9 +184,13 @@ def test_a_node_that_left_and_was_forgotten_is_out_until_its_restart_rejoins_it(
         for index in (1, 2):
             with pytest.raises(TransportError, match="HTTP 403"):
                 as_node3.send(
-                    cluster.node_url(index), VERSIONS_PATH, {"versions": [version_wire("life/x")]}
+                    cluster.node_url(index),
+                    VERSIONS_PATH,
+                    {"versions": [version_wire("life/x")]},
+                    to=f"node{index}",
                 )
-        assert as_node2.send(cluster.node_url(1), VERSIONS_PATH, {"versions": []}) == {"applied": 0}
+        answer = as_node2.send(cluster.node_url(1), VERSIONS_PATH, {"versions": []}, to="node1")
+        assert answer == {"applied": 0}
         assert n1.get("/api/v1/kv/life/x").status_code == 404
 
         # The others stop sending node3 data: a write on node1 reaches node2, never node3.

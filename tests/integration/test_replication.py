@@ -1,5 +1,6 @@
 """Replication across three real nodes with auth on: push, anti-entropy, conflicts, tombstones,
-security records, a killed and restarted node, TTL expiry.
+security records (created, and removed: groups, memberships, users, ACL rules, schemas), a killed
+and restarted node, TTL expiry.
 
 One cluster serves the whole module; the tests run in file order and each uses its own keys.
 """
@@ -388,6 +389,196 @@ def test_users_groups_and_acl_rules_from_node1_are_enforced_on_node3(cluster: La
     finally:
         alice.close()
         bob.close()
+
+
+# --- Removals replicate exactly: groups, memberships, ACL rules, schemas -------------------------
+
+
+def _json(c: httpx.Client, path: str) -> tuple[int, object] | None:
+    """(status, body) of a GET, or None if the node does not answer."""
+    response = _get(c, path)
+    return None if response is None else (response.status_code, response.json())
+
+
+def members_everywhere(root, group: str) -> dict[int, object]:
+    """node index → the group's sorted members there (None: no such group, or no answer)."""
+    seen = {}
+    for index, c in root.items():
+        got = _json(c, f"/api/v1/groups/{group}")
+        seen[index] = sorted(got[1]["members"]) if got and got[0] == 200 else None
+    return seen
+
+
+def groups_of_everywhere(root, username: str) -> dict[int, object]:
+    seen = {}
+    for index, c in root.items():
+        got = _json(c, f"/api/v1/users/{username}")
+        seen[index] = sorted(got[1]["groups"]) if got and got[0] == 200 else got and got[0]
+    return seen
+
+
+def users_created(root, *usernames: str) -> None:
+    for username in usernames:
+        created = root[1].post("/api/v1/users", json={"username": username})
+        assert created.status_code == 201, created.text
+
+
+def same_everywhere(seen: dict[int, object], expected: object) -> bool:
+    return all(value == expected for value in seen.values())
+
+
+def test_a_group_deleted_and_created_again_is_empty_on_every_node(root) -> None:
+    users_created(root, "gone-ann", "gone-bob")
+    made = root[1].post(
+        "/api/v1/groups", json={"name": "gone", "members": ["gone-ann", "gone-bob"]}
+    )
+    assert made.status_code == 201, made.text
+    both = ["gone-ann", "gone-bob"]
+    wait_for(
+        lambda: same_everywhere(members_everywhere(root, "gone"), both),
+        timeout=RECORD_DEADLINE_S,
+        what="the group and its two members on every node",
+        explain=lambda: members_everywhere(root, "gone"),
+    )
+    assert root[2].delete("/api/v1/groups/gone").status_code == 204
+    wait_for(
+        lambda: (
+            same_everywhere(members_everywhere(root, "gone"), None)
+            and all(same_everywhere(groups_of_everywhere(root, u), []) for u in both)
+        ),
+        timeout=RECORD_DEADLINE_S,
+        what="the group gone from every node and from its former members",
+        explain=lambda: [members_everywhere(root, "gone"), groups_of_everywhere(root, "gone-ann")],
+    )
+    remade = root[3].post("/api/v1/groups", json={"name": "gone"})
+    assert remade.status_code == 201, remade.text
+    assert remade.json()["members"] == []
+    wait_for(
+        lambda: same_everywhere(members_everywhere(root, "gone"), []),
+        timeout=RECORD_DEADLINE_S,
+        what="the new, empty group on every node",
+        explain=lambda: members_everywhere(root, "gone"),
+    )
+    stays(
+        lambda: (
+            same_everywhere(members_everywhere(root, "gone"), [])
+            and all(same_everywhere(groups_of_everywhere(root, u), []) for u in both)
+        ),
+        seconds=2 * ANTI_ENTROPY_INTERVAL_S + 1,
+        what="the re-created group staying empty everywhere",
+    )
+
+
+def test_removed_memberships_and_a_deleted_user_are_gone_on_every_node(root) -> None:
+    users_created(root, "rm-ann", "rm-bob", "rm-cy")
+    made = root[1].post("/api/v1/groups", json={"name": "rm", "members": ["rm-ann", "rm-bob"]})
+    assert made.status_code == 201, made.text
+    added = root[1].patch("/api/v1/users/rm-cy", json={"groups": ["rm"]})
+    assert added.status_code == 200, added.text
+    everyone = ["rm-ann", "rm-bob", "rm-cy"]
+
+    def members_are(expected: list[str]) -> bool:
+        return same_everywhere(members_everywhere(root, "rm"), expected)
+
+    def explain() -> object:
+        return members_everywhere(root, "rm")
+
+    wait_for(
+        lambda: members_are(everyone), timeout=RECORD_DEADLINE_S, what="3 members", explain=explain
+    )
+    removed = root[2].patch("/api/v1/groups/rm", json={"remove": ["rm-ann"]})
+    assert removed.status_code == 200, removed.text
+    wait_for(
+        lambda: members_are(["rm-bob", "rm-cy"]),
+        timeout=RECORD_DEADLINE_S,
+        what="rm-ann removed on every node",
+        explain=explain,
+    )
+    left = root[3].patch("/api/v1/users/rm-bob", json={"groups": []})
+    assert left.status_code == 200, left.text
+    wait_for(
+        lambda: members_are(["rm-cy"]),
+        timeout=RECORD_DEADLINE_S,
+        what="rm-bob's groups emptied on every node",
+        explain=explain,
+    )
+    assert root[1].delete("/api/v1/users/rm-cy").status_code == 204
+    wait_for(
+        lambda: members_are([]) and same_everywhere(groups_of_everywhere(root, "rm-cy"), 404),
+        timeout=RECORD_DEADLINE_S,
+        what="rm-cy deleted on every node",
+        explain=lambda: [explain(), groups_of_everywhere(root, "rm-cy")],
+    )
+    assert same_everywhere(groups_of_everywhere(root, "rm-ann"), [])
+
+
+def test_a_deleted_acl_rule_is_gone_and_no_longer_enforced_on_every_node(cluster, root) -> None:
+    users_created(root, "rule-dan")
+    issued = root[1].post("/api/v1/tokens", json={"user": "rule-dan", "scopes": ["read", "write"]})
+    assert issued.status_code == 201, issued.text
+    # Nobody but superusers may create keys under ruled/.
+    rule = root[1].put("/api/v1/acl/ruled/", json={"mode": "------------"})
+    assert rule.status_code == 201, rule.text
+    dan = {index: client(cluster, index, issued.json()["token"]) for index in NODES}
+    attempt = itertools.count()
+
+    def dan_may_create(index: int) -> int | None:
+        try:
+            return dan[index].put(f"/api/v1/kv/ruled/dan-{next(attempt)}", json=0).status_code
+        except httpx.HTTPError:
+            return None
+
+    try:
+        # Each process re-reads rules within KVS_POLICY_CACHE_SECONDS: three refusals in a row.
+        wait_for(
+            lambda: all(dan_may_create(i) == 403 for i in NODES for _ in range(3)),
+            timeout=RECORD_DEADLINE_S,
+            what="every node to refuse rule-dan under ruled/",
+        )
+        assert root[2].delete("/api/v1/acl/ruled/").status_code == 204
+
+        def gone() -> bool:
+            return all((_json(c, "/api/v1/acl/ruled/") or (0,))[0] == 404 for c in root.values())
+
+        wait_for(gone, timeout=RECORD_DEADLINE_S, what="the rule gone from every node")
+        wait_for(
+            lambda: all(dan_may_create(i) == 201 for i in NODES for _ in range(3)),
+            timeout=RECORD_DEADLINE_S,
+            what="every node to let rule-dan create under ruled/ again",
+        )
+    finally:
+        for c in dan.values():
+            c.close()
+
+
+def test_a_deleted_schema_is_gone_and_no_longer_enforced_on_every_node(root) -> None:
+    made = root[1].put("/api/v1/schemas/typed/", json={"type": "integer"})
+    assert made.status_code in (200, 201), made.text
+    attempt = itertools.count()
+
+    def accepts_text(index: int) -> int | None:
+        try:
+            key = f"/api/v1/kv/typed/t{next(attempt)}"
+            return root[index].put(key, json="text").status_code
+        except httpx.HTTPError:
+            return None
+
+    wait_for(
+        lambda: all(accepts_text(i) == 400 for i in NODES for _ in range(3)),
+        timeout=RECORD_DEADLINE_S,
+        what="every node to enforce the schema",
+    )
+    assert root[3].delete("/api/v1/schemas/typed/").status_code == 204
+
+    def gone() -> bool:
+        return all((_json(c, "/api/v1/schemas/typed/") or (0,))[0] == 404 for c in root.values())
+
+    wait_for(gone, timeout=RECORD_DEADLINE_S, what="the schema gone from every node")
+    wait_for(
+        lambda: all(accepts_text(i) == 201 for i in NODES for _ in range(3)),
+        timeout=RECORD_DEADLINE_S,
+        what="every node to accept text under typed/ again",
+    )
 
 
 @dataclass

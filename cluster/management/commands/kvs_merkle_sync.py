@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cluster.antientropy import merkle_sync
 from cluster.config import Config
-from cluster.transport import HttpTransport, TransportError
+from cluster.transport import HttpTransport, TransportError, node_id_at
 
 
 class Command(BaseCommand):
@@ -17,8 +17,8 @@ class Command(BaseCommand):
         "Compare Merkle trees with the node at PEER_URL and repair both sides (pull what the peer "
         "has newer, push what this node has newer), as the periodic anti-entropy task does, but "
         "now and with a peer of your choice (it need not be a member; it must share "
-        "KVS_CLUSTER_SECRET). Prints the exchange's report: messages, bytes, buckets, pulled, "
-        "pushed and the seconds the exchange took."
+        "KVS_CLUSTER_SECRET; its node id is read from its /health first). Prints the exchange's "
+        "report: messages, bytes, buckets, pulled, pushed and the seconds the exchange took."
     )
 
     def add_arguments(self, parser):
@@ -38,7 +38,8 @@ class Command(BaseCommand):
         )
         started = time.perf_counter()
         try:
-            report = merkle_sync(transport, options["peer_url"])
+            peer_id = node_id_at(options["peer_url"], timeout_s=options["timeout"])
+            report = merkle_sync(transport, options["peer_url"], peer_id=peer_id)
         except TransportError as error:
             raise CommandError(f"anti-entropy failed: {error}") from None
         result = {**asdict(report), "seconds": round(time.perf_counter() - started, 4)}

@@ -77,7 +77,9 @@ def test_leave_marks_this_node_left_and_tells_the_live_peers(make_client, monkey
     add_member("peer-alive", "alive")
     add_member("peer-dead", "dead")
     sent = []
-    monkeypatch.setattr(HttpTransport, "send", lambda self, url, path, payload: sent.append(url))
+    monkeypatch.setattr(
+        HttpTransport, "send", lambda self, url, path, payload, to: sent.append(url)
+    )
     response = make_client(scopes=["admin:cluster"]).post("/api/v1/cluster/leave")
     assert response.status_code == 200, response.content
     body = response.json()
@@ -113,8 +115,8 @@ def test_forgetting_a_dead_member_removes_it_here_and_tells_the_live_peers(
     add_member("peer-dead", "dead", incarnation=4)
     sent = []
 
-    def send(self, url, path, payload):
-        sent.append((url, path, payload))
+    def send(self, url, path, payload, *, to):
+        sent.append((url, to, path, payload))
         if url == "http://peer-down.test":
             raise TransportError("unreachable")
         return {"forgotten": True}
@@ -129,8 +131,8 @@ def test_forgetting_a_dead_member_removes_it_here_and_tells_the_live_peers(
     }
     payload = {"node_id": "peer-dead", "incarnation": 4}
     assert sorted(sent) == [
-        ("http://peer-alive.test", "/cluster/internal/forget", payload),
-        ("http://peer-down.test", "/cluster/internal/forget", payload),
+        ("http://peer-alive.test", "peer-alive", "/cluster/internal/forget", payload),
+        ("http://peer-down.test", "peer-down", "/cluster/internal/forget", payload),
     ]
     assert not Member.objects.filter(node_id="peer-dead").exists()
     listed = make_client(scopes=["read"]).get("/api/v1/cluster/members").json()
@@ -139,7 +141,7 @@ def test_forgetting_a_dead_member_removes_it_here_and_tells_the_live_peers(
 
 def test_a_member_that_left_can_be_forgotten(make_client, monkeypatch):
     add_member("peer-left", "left", incarnation=1)
-    monkeypatch.setattr(HttpTransport, "send", lambda *a: {"forgotten": True})
+    monkeypatch.setattr(HttpTransport, "send", lambda *a, **kw: {"forgotten": True})
     response = make_client(scopes=["admin:cluster"]).delete("/api/v1/cluster/members/peer-left")
     assert response.status_code == 200
     assert not Member.objects.filter(node_id="peer-left").exists()

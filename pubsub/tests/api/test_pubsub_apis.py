@@ -9,6 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from cluster.models import Member
+from cluster.node import local_node
 from cluster.signing import sign_request
 from cluster.transport import HttpTransport, TransportError
 from kv.hlc import wall_ms
@@ -141,7 +142,13 @@ def peer(settings):
 def forward(client, messages, *, secret: str = SECRET):
     body = orjson.dumps({"messages": messages})
     headers = sign_request(
-        secret, node_id="node2", method="POST", path=PUBSUB_PATH, body=body, now=wall_ms()
+        secret,
+        node_id="node2",
+        target=local_node().node_id,
+        method="POST",
+        path=PUBSUB_PATH,
+        body=body,
+        now=wall_ms(),
     )
     extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
     return client.generic("POST", PUBSUB_PATH, body, content_type="application/json", **extra)
@@ -209,7 +216,8 @@ def test_topics_list_counts_the_live_peers_subscribers_and_names_the_silent(
     Member.objects.create(node_id="node4", url="http://node4.test", joined_at=4, status="dead")
     asked = []
 
-    def send(self, url, path, payload):
+    def send(self, url, path, payload, *, to):
+        assert url == f"http://{to}.test"  # signed for the member at that URL
         asked.append((url, path, payload))
         if url == "http://node3.test":
             raise TransportError("timed out")
@@ -234,7 +242,13 @@ def test_topics_list_counts_the_live_peers_subscribers_and_names_the_silent(
 def topics_request(client, payload, *, node_id: str = "node2"):
     body = orjson.dumps(payload)
     headers = sign_request(
-        SECRET, node_id=node_id, method="POST", path=TOPICS_PATH, body=body, now=wall_ms()
+        SECRET,
+        node_id=node_id,
+        target=local_node().node_id,
+        method="POST",
+        path=TOPICS_PATH,
+        body=body,
+        now=wall_ms(),
     )
     extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
     return client.generic("POST", TOPICS_PATH, body, content_type="application/json", **extra)
