@@ -15,7 +15,7 @@ import orjson
 import psutil
 import pytest
 
-from cluster.transport import HttpTransport
+from cluster.transport import HttpTransport, TransportError
 
 from .helpers import Launch, kvs_up, wait_for
 
@@ -28,6 +28,7 @@ STALLS = 50  # connections of each kind: stalled mid-body and stalled mid-header
 ANSWER_WITHIN_S = 1.0
 SLACK_S = 10.0  # how much later than its timeout a refusal may come on a loaded machine
 UPTIME_TOLERANCE_S = 0.5
+MERKLE_ROOT = {"level": 0, "nodes": [0]}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,18 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launch]:
         auth = {"Authorization": f"Bearer {launched.token}"}
         put = httpx.put(f"{launched.url}/api/v1/kv/edge/k", json={"n": 1}, headers=auth)
         assert put.status_code in (200, 201), put.text
+
+        secret = (launched.data / "cluster_secret").read_text().strip()
+        probe = HttpTransport(node_id="node1", secret=secret, timeout_s=5)
+
+        def member() -> bool:  # its worker has written it into its member table
+            try:
+                probe.send(launched.url, "/cluster/internal/merkle", MERKLE_ROOT, to="node1")
+            except TransportError:
+                return False
+            return True
+
+        wait_for(member, timeout=60, what="node1's internal API to answer its own member")
         yield launched
 
 
@@ -168,11 +181,12 @@ def test_stalled_bodies_and_headers_leave_every_endpoint_answering(node: Launch)
 
         def signed_merkle() -> None:
             with httpx.Client(trust_env=False) as client:
+                # Internal endpoints answer members only: sign as the node's one member, itself.
                 transport = HttpTransport(
-                    node_id="edge-probe", secret=secret, timeout_s=ANSWER_WITHIN_S, client=client
+                    node_id="node1", secret=secret, timeout_s=ANSWER_WITHIN_S, client=client
                 )
                 answer = transport.send(
-                    node.url, "/cluster/internal/merkle", {"level": 0, "nodes": [0]}
+                    node.url, "/cluster/internal/merkle", MERKLE_ROOT, to="node1"
                 )
                 assert isinstance(answer, dict) and answer
 
