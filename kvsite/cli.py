@@ -41,6 +41,8 @@ RESTART_DELAY_S = 1.0  # the first restart of a node waits this long; each furth
 RESTART_DELAY_MAX_S = 30.0
 RESTART_WINDOW_S = 60.0
 RESTART_LIMIT = 5  # restarts of one node within RESTART_WINDOW_S before the launcher gives up
+BOOTSTRAP_TOKEN_FILE = "bootstrap_token"  # under --data: the root token, until deleted
+DATABASE_URL_FILE = "database_url"  # under --data: the --database-url of the cluster
 
 
 class Stopped(Exception):
@@ -418,9 +420,14 @@ def plan_nodes(
     secret = os.environ.get("KVS_CLUSTER_SECRET") or _persisted_secret(
         data / "cluster_secret", lambda: secrets.token_urlsafe(48)
     )
-    token = os.environ.get("KVS_BOOTSTRAP_TOKEN") or _persisted_secret(
-        data / "bootstrap_token", lambda: "kvs_" + secrets.token_urlsafe(32)
-    )
+    token = os.environ.get("KVS_BOOTSTRAP_TOKEN")
+    first_start = not (data / "node1").exists()
+    if not token and (first_start or (data / BOOTSTRAP_TOKEN_FILE).exists()):
+        # Kept so that a node created later gets it too; once the operator deletes the file, no
+        # new root token is made for a cluster that already has its root.
+        token = _persisted_secret(
+            data / BOOTSTRAP_TOKEN_FILE, lambda: "kvs_" + secrets.token_urlsafe(32)
+        )
     seed = f"http://127.0.0.1:{base_port}"
     nodes = []
     for index in range(1, count + 1):
@@ -436,15 +443,13 @@ def plan_nodes(
             "KVS_ADVERTISE_URL": f"http://127.0.0.1:{port}",
             "KVS_SEEDS": seed if index > 1 else "",
             "KVS_CLUSTER_SECRET": secret,
-            "KVS_BOOTSTRAP_TOKEN": token,
         }
+        if token:
+            env["KVS_BOOTSTRAP_TOKEN"] = token
         if database_url:
             env["DATABASE_URL"] = database_url.replace("{node}", f"node{index}")
         nodes.append(Node(index, port, node_dir, env))
     return nodes
-
-
-DATABASE_URL_FILE = "database_url"
 
 
 def cluster_database_url(data: Path, given: str | None) -> str | None:
@@ -562,7 +567,9 @@ def print_banner(nodes: list[Node], boots: list[dict], data: Path) -> None:
     if boots[0]["created"] or os.environ.get("KVS_BOOTSTRAP_TOKEN"):
         print(f"root token: {boots[0]['token']}")
     else:
-        print(f"root token: as printed on first boot (kept in {data / 'bootstrap_token'})")
+        kept = data / BOOTSTRAP_TOKEN_FILE
+        where = f" (kept in {kept})" if kept.exists() else ""
+        print(f"root token: as printed on first boot{where}")
     for node, boot in zip(nodes, boots, strict=True):
         if boot["created"]:
             print(f"root password ({node.name} admin, user root): {boot['password']}")

@@ -253,7 +253,7 @@ def kvs_up(
     assert KVS.exists(), f"{KVS} is missing: run `.venv/bin/pip install -e . --no-deps`"
     data, port, token = tmp_path / "cluster", free_ports(nodes), "kvs_" + secrets.token_urlsafe(32)
     child_env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    child_env.update(KVS_BOOTSTRAP_TOKEN=token, **(env or {}))
+    child_env.update({"KVS_BOOTSTRAP_TOKEN": token, **(env or {})})
     argv = [str(KVS), "up", "--nodes", str(nodes), "--base-port", str(port), "--data", str(data)]
     argv += args
     server = os.environ.get("DATABASE_URL", "")

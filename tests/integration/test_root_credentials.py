@@ -1,4 +1,4 @@
-"""`kvs passwd`: a new root password for a local cluster, on a running node, replicated."""
+"""Root credentials of a local cluster: `kvs passwd`, and the launcher's root token file."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import pytest
 from .helpers import KVS, Launch, kvs_up, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def login(url: str, password: str) -> int:
@@ -50,3 +54,22 @@ def test_kvs_passwd_gives_root_a_new_password_that_every_node_accepts(tmp_path):
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert missing.returncode == 1 and "no node 5" in missing.stderr
+
+
+def test_the_root_token_file_is_written_on_first_start_only(tmp_path):
+    no_token = {"KVS_BOOTSTRAP_TOKEN": ""}  # let the launcher make and keep the root token
+    with kvs_up(tmp_path, nodes=1, env=no_token) as first:
+        kept = first.data / "bootstrap_token"
+        token = kept.read_text().strip()
+        assert kept.stat().st_mode & 0o777 == 0o600
+        assert f"root token: {token}" in first.output()
+        whoami = httpx.get(f"{first.url}/api/v1/whoami", headers=bearer(token), timeout=10)
+        assert whoami.status_code == 200 and whoami.json()["username"] == "root"
+    kept.unlink()  # the operator keeps the token elsewhere now
+    with kvs_up(tmp_path, nodes=1, env=no_token) as again:
+        assert not kept.exists()
+        assert "root token: as printed on first boot\n" in again.output()
+        tokens = httpx.get(
+            f"{again.url}/api/v1/tokens", params={"user": "root"}, headers=bearer(token), timeout=10
+        )
+        assert tokens.status_code == 200 and len(tokens.json()) == 1  # no new root token
