@@ -4,7 +4,7 @@ answers every view documents with `errors(...)`."""
 from drf_spectacular import generators
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import is_basic_type
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 
@@ -33,6 +33,17 @@ ERROR_MEANINGS = {
 # A key, prefix or topic in a path: at most 1024 bytes of UTF-8, so at most 1024 characters (the
 # rest of what makes a valid one is checked by the API, which answers 400).
 KEY_STRING = {"type": "string", "minLength": 1, "maxLength": 1024}
+
+
+def path_param(name: str, *, description: str, example: str) -> OpenApiParameter:
+    """A key-like path parameter (a key, prefix or topic) with one example."""
+    return OpenApiParameter(
+        name,
+        KEY_STRING,
+        OpenApiParameter.PATH,
+        description=description,
+        examples=[OpenApiExample(f"A {name}", value=example)],
+    )
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:

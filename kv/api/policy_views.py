@@ -1,6 +1,6 @@
 """ACL rules and JSON Schemas per prefix: thin adapters over kv.policy."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from accounts.permissions import scope_check
 from accounts.scopes import ADMIN_ACL, READ
 from kvsite.exceptions import NotFound
-from kvsite.openapi import KEY_STRING, errors
+from kvsite.openapi import errors, path_param
 from kvsite.parsers import json_parse, request_json
 
 from .. import policy
@@ -18,12 +18,8 @@ from ..models import AclRule, PrefixSchema
 from ..services import principals_check
 from .serializers import ModeField
 
-PREFIX_PARAM = OpenApiParameter(
-    "prefix",
-    KEY_STRING,
-    OpenApiParameter.PATH,
-    description="The rest of the path, verbatim; it may end in `/`.",
-    examples=[OpenApiExample("A prefix", value="config/")],
+PREFIX_PARAM = path_param(
+    "prefix", description="The rest of the path, verbatim; it may end in `/`.", example="config/"
 )
 
 

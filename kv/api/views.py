@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from accounts.permissions import key_scope_check
 from accounts.scopes import DELETE, READ, WRITE
 from kvsite.exceptions import InvalidInput
-from kvsite.openapi import KEY_STRING, errors
+from kvsite.openapi import errors, path_param
 from kvsite.parsers import request_json
 
 from .. import selectors, services
@@ -34,20 +34,9 @@ from .serializers import (
     version_out,
 )
 
-KEY_PARAM = OpenApiParameter(
-    "key",
-    KEY_STRING,
-    OpenApiParameter.PATH,
-    description="A `/`-separated path of 1-1024 bytes of UTF-8; a bad key answers 400.",
-    examples=[OpenApiExample("A key", value="config/app")],
-)
-DELETED_KEY_PARAM = OpenApiParameter(
-    "key",
-    KEY_STRING,
-    OpenApiParameter.PATH,
-    description="A `/`-separated path of 1-1024 bytes of UTF-8; a bad key answers 400.",
-    examples=[OpenApiExample("A key", value="config/old")],
-)
+KEY_DESCRIPTION = "A `/`-separated path of 1-1024 bytes of UTF-8; a bad key answers 400."
+KEY_PARAM = path_param("key", description=KEY_DESCRIPTION, example="config/app")
+DELETED_KEY_PARAM = path_param("key", description=KEY_DESCRIPTION, example="config/old")
 CAS_PARAM = OpenApiParameter(
     "cas",
     {"anyOf": [{"type": "string", "enum": ["0"]}, {"type": "string", "format": "uuid"}]},

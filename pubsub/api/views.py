@@ -1,6 +1,6 @@
 """The pub/sub REST API: publish on a topic, list the topics with subscribers."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -8,19 +8,13 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_credential, scope_check
 from accounts.scopes import PUBSUB
-from kvsite.openapi import KEY_STRING, errors
+from kvsite.openapi import errors, path_param
 from kvsite.parsers import request_json
 
 from ..services import message_publish, publish_body_parse, topic_access_check
 from ..subscribers import topics_cluster
 
-TOPIC_PARAM = OpenApiParameter(
-    "topic",
-    KEY_STRING,
-    OpenApiParameter.PATH,
-    description="Named like a key.",
-    examples=[OpenApiExample("A topic", value="news")],
-)
+TOPIC_PARAM = path_param("topic", description="Named like a key.", example="news")
 
 
 class TopicPublishApi(APIView):
