@@ -7,6 +7,8 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from backups.schedule import schedule_parse
+
 from .env import BASE_DIR, env
 
 # --- Node identity and storage -------------------------------------------------------------------
@@ -134,6 +136,22 @@ KVS_PURGE_INTERVAL = env.float("KVS_PURGE_INTERVAL", default=600.0)
 # Number of Merkle leaves (key-hash buckets); every node of a cluster must use the same value.
 KVS_MERKLE_BUCKETS = 4096
 
+# --- Backups (backups/) --------------------------------------------------------------------------
+
+# Where this node keeps its backup files (scheduled, API and admin ones). Put it on another disk
+# than the database, or copy the files off the machine: a backup beside its database is lost
+# with it.
+KVS_BACKUP_DIR = Path(env.str("KVS_BACKUP_DIR", default=str(KVS_DATA_DIR / "backups")))
+# When Celery beat takes a backup: cron syntax (minute hour day-of-month month day-of-week, UTC);
+# empty: never. More often: less to catch up by anti-entropy after a restore, and less lost when
+# the whole cluster is; each backup reads the whole store (about 1 s per 100,000 keys).
+KVS_BACKUP_SCHEDULE = env.str("KVS_BACKUP_SCHEDULE", default="0 0 * * *")
+# Days a backup file is kept (by its modification time); older ones are deleted after each
+# scheduled backup. 0: never deleted. Longer: more disk, and older states one can go back to.
+KVS_BACKUP_RETENTION_DAYS = env.float("KVS_BACKUP_RETENTION_DAYS", default=7.0)
+
+# --- End of Backups ------------------------------------------------------------------------------
+
 # --- Cluster -------------------------------------------------------------------------------------
 
 # Seconds between gossip rounds. Shorter: faster failure detection and convergence, but more
@@ -201,6 +219,7 @@ INSTALLED_APPS = [
     "accounts",
     "kv",
     "cluster",
+    "backups",
 ]
 
 MIDDLEWARE = [
@@ -375,6 +394,13 @@ if KVS_PUSH_INTERVAL > 0:
         "task": "cluster.tasks.replicate_push_all",
         "schedule": KVS_PUSH_INTERVAL,
         "options": {"expires": KVS_PUSH_INTERVAL},
+    }
+_backup_schedule = schedule_parse(KVS_BACKUP_SCHEDULE)
+if _backup_schedule is not None:
+    CELERY_BEAT_SCHEDULE["backup-scheduled"] = {
+        "task": "backups.tasks.backup_scheduled",
+        "schedule": _backup_schedule,
+        "options": {"expires": 600},  # a backup that could not start in 10 min waits for the next
     }
 # Periodic tasks that are late are worthless: drop them rather than run a backlog.
 CELERY_TASK_DEFAULT_EXPIRES = 30
