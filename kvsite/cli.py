@@ -654,6 +654,59 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     return subprocess.run(argv, cwd=PROJECT_ROOT, env=env).returncode
 
 
+def node_dir_env(node_dir: Path) -> dict[str, str]:
+    """The environment of a one-shot command on the node whose data directory is `node_dir` (its
+    KVS_DATA_DIR): in a launcher's cluster directory, also its database URL, cluster secret and
+    node id. Such a command hands nothing to Celery: the node's own worker replicates."""
+    cluster = node_dir.parent
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kvsite.settings",
+        "KVS_DATA_DIR": str(node_dir),
+        "KVS_PUSH_ON_COMMIT": "false",
+    }
+    database_url = cluster_database_url(cluster, None)
+    if database_url is not None and "DATABASE_URL" not in os.environ:
+        env["DATABASE_URL"] = database_url.replace("{node}", node_dir.name)
+    secret = cluster / "cluster_secret"
+    if "KVS_CLUSTER_SECRET" not in os.environ:
+        # A command that signs nothing needs no real secret; this keeps it from writing one.
+        env["KVS_CLUSTER_SECRET"] = (
+            secret.read_text().strip() if secret.exists() else secrets.token_urlsafe(48)
+        )
+        if secret.exists() and node_dir.name.startswith("node") and node_dir.name[4:].isdigit():
+            env.setdefault("KVS_NODE_ID", node_dir.name)  # the launcher's names
+    return env
+
+
+def _manage(node_dir: Path, *args: str) -> int:
+    """Run `manage.py args` on the node of `node_dir`; its exit status."""
+    argv = _python("manage.py", *args)
+    return subprocess.run(argv, cwd=PROJECT_ROOT, env=node_dir_env(node_dir)).returncode
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Back up one node from its data directory, running or not (backups/services.py)."""
+    node_dir = Path(args.data).resolve()
+    has_database = (node_dir / "kvsite.sqlite3").exists() or "DATABASE_URL" in node_dir_env(
+        node_dir
+    )
+    if not has_database:
+        print(f"kvs: no node data under {node_dir} (no kvsite.sqlite3)", file=sys.stderr)
+        return 1
+    out = ["--out", str(Path(args.out).resolve())] if args.out else []
+    return _manage(node_dir, "kvs_backup", *out, *(["--json"] if args.json else []))
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a backup into one node's data directory while it is not running
+    (backups/restore.py; the checks are the kvs_restore command's)."""
+    node_dir = Path(args.data).resolve()
+    node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    options = [*(["--force"] if args.force else []), *(["--json"] if args.json else [])]
+    return _manage(node_dir, "kvs_restore", str(Path(args.file).resolve()), *options)
+
+
 def _positive(text: str) -> int:
     """argparse type: an integer of at least 1."""
     value = int(text)
@@ -721,6 +774,25 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("--node", type=_positive, default=1, help="node to change it on (1)")
     passwd.add_argument("--stdin", action="store_true", help="read the new password from stdin")
     passwd.set_defaults(handler=cmd_passwd)
+    backup = commands.add_parser(
+        "backup",
+        help="Back up one node (running or not) from its data directory: into its KVS_BACKUP_DIR"
+        " (listed by the API), or to --out FILE.",
+    )
+    backup.add_argument("--data", required=True, help="the node's data directory (KVS_DATA_DIR)")
+    backup.add_argument("--out", metavar="FILE", help="write the backup to FILE instead")
+    backup.add_argument("--json", action="store_true", help="print one JSON line")
+    backup.set_defaults(handler=cmd_backup)
+    restore = commands.add_parser(
+        "restore",
+        help="Restore a backup into a node's data directory while the node is not running;"
+        " a damaged file, a running node or (without --force) a non-empty store is refused.",
+    )
+    restore.add_argument("file", help="the backup file")
+    restore.add_argument("--data", required=True, help="the node's data directory (KVS_DATA_DIR)")
+    restore.add_argument("--force", action="store_true", help="replace a store that is not empty")
+    restore.add_argument("--json", action="store_true", help="print one JSON line")
+    restore.set_defaults(handler=cmd_restore)
     return parser
 
 
