@@ -707,6 +707,98 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return _manage(node_dir, "kvs_restore", str(Path(args.file).resolve()), *options)
 
 
+class _Progress:
+    """A counter on stderr, redrawn at most every PROGRESS_S, once a run takes longer than that."""
+
+    PROGRESS_S = 2.0
+
+    def __init__(self, what: str) -> None:
+        self.what, self.started, self.shown = what, time.monotonic(), 0.0
+
+    def __call__(self, count: int) -> None:
+        now = time.monotonic()
+        if now - self.started >= self.PROGRESS_S and now - self.shown >= self.PROGRESS_S:
+            self.shown = now
+            print(f"\rkvs {self.what}: {count:,} ...", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+
+
+def _api(args: argparse.Namespace):
+    from .transfer import Api
+
+    return Api([url for url in args.endpoints.split(",") if url], args.token or None)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export the keys under --prefix as JSON lines (kvsite/transfer.py)."""
+    from .transfer import TransferError, export_lines
+
+    api, progress = _api(args), _Progress("export")
+    out = sys.stdout if args.out in (None, "-") else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        count = export_lines(api, out, prefix=args.prefix, meta=args.meta, progress=progress)
+    except TransferError as error:
+        progress.done()
+        print(f"kvs: export failed: {error}", file=sys.stderr)
+        return error.exit_code
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        api.close()
+    progress.done()
+    print(f"kvs export: {count} keys under {args.prefix or '(all)'!r}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import JSON lines through the API; exit 3 when any line was refused."""
+    from .transfer import TransferError, import_lines
+
+    api, progress = _api(args), _Progress("import")
+    source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+
+    def refuse(number: int, reason: str) -> None:
+        progress.done()
+        progress.shown = 0.0
+        print(f"line {number}: {reason}", file=sys.stderr, flush=True)
+
+    try:
+        report = import_lines(
+            api, source, refuse=refuse, progress=lambda r: progress(r.written + r.skipped),
+            concurrency=args.concurrency,
+        )  # fmt: skip
+    except TransferError as error:
+        progress.done()
+        print(f"kvs: import failed: {error}", file=sys.stderr)
+        return error.exit_code
+    finally:
+        if source is not sys.stdin:
+            source.close()
+        api.close()
+    progress.done()
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(f"written {report.written}, skipped {report.skipped}, refused {report.refused}"
+              f" ({report.lines} lines in {report.seconds} s)")  # fmt: skip
+    return 3 if report.refused else 0
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoints",
+        default=os.environ.get("KVS_ENDPOINTS", "http://127.0.0.1:8001"),
+        help="node URLs, comma separated, tried in turn (env KVS_ENDPOINTS; default"
+        " http://127.0.0.1:8001)",
+    )
+    parser.add_argument(
+        "--token", default=os.environ.get("KVS_TOKEN"), help="API token (env KVS_TOKEN)"
+    )
+
+
 def _positive(text: str) -> int:
     """argparse type: an integer of at least 1."""
     value = int(text)
@@ -793,6 +885,30 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--force", action="store_true", help="replace a store that is not empty")
     restore.add_argument("--json", action="store_true", help="print one JSON line")
     restore.set_defaults(handler=cmd_restore)
+    export = commands.add_parser(
+        "export",
+        help="Write every key under a prefix that the token may read as JSON lines"
+        ' {"key","value","expires_at","owner","group","mode"}, streaming, over the API.',
+    )
+    export.add_argument("--prefix", default="", help="only keys under it (default: all)")
+    export.add_argument("--out", metavar="FILE", help="write to FILE (default: stdout)")
+    export.add_argument(
+        "--no-meta", dest="meta", action="store_false",
+        help="leave owner, group and mode out (importing elsewhere: the importer owns the keys)",
+    )  # fmt: skip
+    _client_options(export)
+    export.set_defaults(handler=cmd_export)
+    imp = commands.add_parser(
+        "import",
+        help="Write JSON lines (as export gives them) through the API: scopes, ACL and schemas"
+        " apply; lines equal to what is stored are skipped; each refused line is named"
+        " (line N: reason) and the exit status is then 3.",
+    )
+    imp.add_argument("file", help="the JSON-lines file (- for stdin)")
+    imp.add_argument("--concurrency", type=_positive, default=4, help="batches in flight (4)")
+    imp.add_argument("--json", action="store_true", help="print the counts as one JSON line")
+    _client_options(imp)
+    imp.set_defaults(handler=cmd_import)
     return parser
 
 

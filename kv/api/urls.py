@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from django.urls.converters import PathConverter
 
-from . import policy_views, views
+from . import import_views, policy_views, views
 
 
 class KeyConverter(PathConverter):
@@ -15,6 +15,7 @@ register_converter(KeyConverter, "kvkey")
 urlpatterns = [
     path("kv/", views.KeyListApi.as_view(), name="kv-list"),
     path("kv/<kvkey:key>", views.KeyApi.as_view(), name="kv-key"),
+    path("import", import_views.ImportApi.as_view(), name="kv-import"),
     path("history/<kvkey:key>", views.HistoryApi.as_view(), name="kv-history"),
     path("meta/<kvkey:key>", views.MetaApi.as_view(), name="kv-meta"),
     path("acl/", policy_views.AclRuleListApi.as_view(), name="acl-list"),
