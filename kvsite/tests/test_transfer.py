@@ -9,6 +9,8 @@ import json
 import httpx
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 from accounts.scopes import READ
 from accounts.services import token_create
@@ -35,7 +37,14 @@ class Recording(httpx.WSGITransport):
 
 @pytest.fixture
 def wire():
-    return Recording()
+    """The transport; the test's database connection stays open across its requests (as
+    Django's test client keeps it: the handler would close it at each request's end)."""
+    signals = (request_started, request_finished)
+    for signal in signals:
+        signal.disconnect(close_old_connections)
+    yield Recording()
+    for signal in signals:
+        signal.connect(close_old_connections)
 
 
 @pytest.fixture
