@@ -21,6 +21,7 @@ from kv import selectors, services
 from kv.merkle import bucket_of, node_children, node_hash, tree_depth
 from kv.versions import Version, version_order
 
+from .metrics import antientropy_counted
 from .transport import Transport, TransportError
 from .wire import (
     BUCKETS_PER_MESSAGE,
@@ -81,6 +82,16 @@ def digest_order(digest: Digest) -> tuple[int, int, int]:
 def merkle_sync(transport: Transport, peer_url: str, *, peer_id: str) -> SyncReport:
     """Make this node and the peer `peer_id` at `peer_url` agree; safe to repeat (applying is
     idempotent). An answer that is not what was asked for raises TransportError."""
+    try:
+        report = _exchange(transport, peer_url, peer_id=peer_id)
+    except Exception:
+        antientropy_counted(peer=peer_id, report=None)
+        raise
+    antientropy_counted(peer=peer_id, report=report)
+    return report
+
+
+def _exchange(transport: Transport, peer_url: str, *, peer_id: str) -> SyncReport:
     report = SyncReport()
     link = _Link(transport, report, peer_url, peer_id)
     buckets = _differing_buckets(link, selectors.merkle_leaves(), report)

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from kv.selectors import changes_since
+from kv.hlc import hlc_ms, wall_ms
+from kv.selectors import change_after, changes_since, store_state
 from kv.signals import entry_applied
 from kv.versions import Version
 from kvsite.debounce import Debounce
 
 from .antientropy import VERSIONS_PATH, versions_by_size, versions_sendable
-from .membership import MemberState
+from .membership import LEFT, MemberState
+from .metrics import push_counted, push_failure_counted
 from .models import PeerCursor
-from .selectors import members_alive
-from .transport import Transport
+from .node import local_node
+from .selectors import members_alive, members_list
+from .transport import Transport, TransportError
 
 _peer_locks: dict[str, threading.Lock] = {}
 _again: set[str] = set()
@@ -78,10 +82,41 @@ def _push_from_cursor(transport: Transport, peer: MemberState) -> int:
             return sent
         batch = versions_sendable([Version.of(e) for e in changed if e.origin != peer.node_id])
         for chunk in versions_by_size(batch, settings.KVS_PUSH_BATCH_BYTES):
-            transport.send(peer.url, VERSIONS_PATH, {"versions": chunk}, to=peer.node_id)
+            try:
+                transport.send(peer.url, VERSIONS_PATH, {"versions": chunk}, to=peer.node_id)
+            except TransportError:
+                push_failure_counted(peer=peer.node_id)
+                raise
+            push_counted(peer=peer.node_id, versions=len(chunk))
             sent += len(chunk)
         cursor_advance(peer.node_id, last)
         cursor = last
+
+
+@dataclass(frozen=True)
+class ReplicationLag:
+    """How far push replication to one peer trails this node's change feed."""
+
+    revisions: int  # changes applied here that the peer's cursor has not passed
+    seconds: float  # age of the oldest of them (0 when there is none)
+
+
+def replication_lags(*, now: int | None = None) -> dict[str, ReplicationLag]:
+    """The lag of every peer this node pushes to or will (members but itself and those that
+    left), by node id, at `now` (ms)."""
+    now = wall_ms() if now is None else now
+    me = local_node().node_id
+    revision = store_state().revision
+    cursors = dict(PeerCursor.objects.values_list("node_id", "revision"))
+    lags = {}
+    for member in members_list():
+        if member.node_id == me or member.status == LEFT:
+            continue
+        cursor = min(cursors.get(member.node_id, 0), revision)
+        oldest = change_after(revision=cursor) if cursor < revision else None
+        seconds = 0.0 if oldest is None else max(0, now - hlc_ms(oldest)) / 1000
+        lags[member.node_id] = ReplicationLag(revisions=revision - cursor, seconds=seconds)
+    return lags
 
 
 # --- Starting pushes soon after commits ---------------------------------------------------------

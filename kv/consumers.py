@@ -33,6 +33,8 @@ class WatchConsumer(RealtimeConsumer):
     change as it is applied, of the keys under the prefix that the caller may read (the caller as
     the socket's credential stands now: its user's current groups)."""
 
+    kind = "watch"
+
     async def connect(self) -> None:
         try:
             request = self.credential()

@@ -201,3 +201,18 @@ def bucket_digests(*, buckets: list[int]) -> list[tuple[str, str, int, int]]:
 def versions_of(*, keys: list[str]) -> list[Version]:
     """The stored versions (tombstones too) of `keys` that this node has."""
     return [Version.of(entry) for entry in Entry.objects.filter(key__in=keys)]
+
+
+def tombstone_count() -> int:
+    """How many tombstones this node keeps (until KVS_TOMBSTONE_TTL purges them)."""
+    return Entry.objects.filter(deleted=True).count()
+
+
+def change_after(*, revision: int) -> int | None:
+    """The hlc of the oldest change this node has applied after `revision`, or None."""
+    return (
+        Entry.objects.filter(revision__gt=revision)
+        .order_by("revision")
+        .values_list("hlc", flat=True)
+        .first()
+    )

@@ -44,8 +44,25 @@ from kvsite.parsers import json_parse
 from kvsite.perloop import PerLoop
 from kvsite.ws_auth import WsRequest, credential_key, ws_request
 from kvsite.ws_recheck import credential_rechecks
+from ops.metrics import Counter, Gauge
 
 log = logging.getLogger(__name__)
+
+# Labelled by the socket's kind (`watch`, `pubsub`): a bounded set.
+WS_OPEN = Gauge(
+    "kvs_websockets_open",
+    "Websockets open on this node, by kind.",
+    ["kind"],
+    multiprocess_mode="livesum",  # a process that has ended holds none open
+)
+WS_FRAMES_SENT = Counter(
+    "kvs_websocket_frames_sent_total", "Frames sent to websocket clients, by kind.", ["kind"]
+)
+WS_FRAMES_DROPPED = Counter(
+    "kvs_websocket_frames_dropped_total",
+    "Frames dropped for clients that read too slowly (their send queue was full), by kind.",
+    ["kind"],
+)
 
 DENIAL_EXTENSION = "websocket.http.response"
 CLOSE_CODE_BASE = 4000  # refusal without the denial extension: close with 4000 + HTTP status
@@ -63,6 +80,8 @@ def frame_encode(data: object) -> str:
 class RealtimeConsumer(AsyncWebsocketConsumer):
     """A websocket consumer that refuses like the REST API and sends through a bounded queue."""
 
+    kind = "other"  # what the metrics call these sockets
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.groups = []  # Channels' own group membership: unused, see group_join
@@ -73,6 +92,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._credential_key = None  # set once accepted, if the credential is checked again
         self._recheck_at = math.inf  # when the credential is due to be checked again
         self._closing = False  # closed for its credential: nothing more is sent
+        self._counted_open = False
 
     # --- opening and closing ---------------------------------------------------------------------
 
@@ -111,6 +131,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def accept(self, subprotocol=None, headers=None) -> None:
         await super().accept(subprotocol, headers)
+        WS_OPEN.labels(self.kind).inc()
+        self._counted_open = True
         self._queue = asyncio.Queue(maxsize=settings.KVS_WS_SEND_QUEUE)
         self.run_task(self._send_loop())
         self._credential_key = credential_key(self.scope)
@@ -124,6 +146,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return task
 
     async def websocket_disconnect(self, message) -> None:
+        if self._counted_open:
+            WS_OPEN.labels(self.kind).dec()
+            self._counted_open = False
         if self._credential_key is not None:
             credential_rechecks().discard(self, self._credential_key)
         for task in self._tasks:
@@ -233,6 +258,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             self._dropped += 1
+            WS_FRAMES_DROPPED.labels(self.kind).inc()
             return False
         return True
 
@@ -248,6 +274,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def _send_loop(self) -> None:
         queue, send = self._queue, self.base_send  # the ASGI send itself: no wrappers per frame
+        sent = WS_FRAMES_SENT.labels(self.kind)
         while True:
             frame = await queue.get()
             if self._recheck_at <= time.monotonic() and not await self.credential_current():
@@ -256,6 +283,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await send({"type": "websocket.send", "text": frame})
             except Exception:  # the client went away; websocket_disconnect follows
                 return
+            sent.inc()
             self._overflow_note()
 
 

@@ -198,6 +198,18 @@ KVS_REPLICATION_TIMEOUT = env.float("KVS_REPLICATION_TIMEOUT", default=15.0)
 
 # --- End of Cluster ------------------------------------------------------------------------------
 
+# --- Metrics (ops/) ------------------------------------------------------------------------------
+
+# Whether GET /metrics answers anyone (as etcd's does). Off: only a credential with admin:cluster
+# (401 without one, 403 without the scope). Metrics name no keys, values or users, but they show
+# how busy the node is and who its peers are.
+KVS_METRICS_PUBLIC = env.bool("KVS_METRICS_PUBLIC", default=True)
+# Not a knob: where every process of this node keeps its figures (prometheus_client's multiprocess
+# mode; cleared when the node starts, see ops/multiproc.py).
+KVS_METRICS_DIR = KVS_DATA_DIR / "metrics"
+
+# --- End of Metrics ------------------------------------------------------------------------------
+
 # --- Django --------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -219,10 +231,12 @@ INSTALLED_APPS = [
     "accounts",
     "kv",
     "cluster",
+    "ops",
     "backups",
 ]
 
 MIDDLEWARE = [
+    "ops.middleware.HttpMetricsMiddleware",  # first: times and counts every answer
     "kvsite.middleware.Utf8PathMiddleware",  # before anything reads a path decoded with loss
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -6,12 +6,14 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cluster.api.views import HealthApi
+from ops.api.views import MetricsApi
 
 from .admin_site import favicon
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("health", HealthApi.as_view(), name="health"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
     path("favicon.ico", favicon, name="favicon"),
     path("api/v1/", include("kv.api.urls")),
     path("api/v1/", include("cluster.api.urls")),

@@ -18,6 +18,8 @@ class PubSubConsumer(RealtimeConsumer):
     """`/ws/v1/pubsub/{topic}`: every message published on the topic, on any node; a frame
     `{"data": ...}` publishes one (answered with `{"type": "published", "id"}`)."""
 
+    kind = "pubsub"
+
     topic: str | None = None
 
     async def connect(self) -> None:

@@ -28,6 +28,8 @@ from kvsite.debounce import Debounce
 from kvsite.parsers import json_depth_beyond
 from kvsite.realtime import frame_encode
 
+from .metrics import forward_dropped_counted, forwarded_counted
+
 log = logging.getLogger(__name__)
 
 PUBSUB_PATH = "/cluster/internal/pubsub"
@@ -70,6 +72,7 @@ class PeerOutbox:
                 dropped, self._dropped = self._dropped, 0
             if dropped:
                 log.warning("pub/sub: %d messages for %s dropped (outbox full)", dropped, self.url)
+                forward_dropped_counted(peer=self.node_id, reason="overflow", messages=dropped)
             if not batch:
                 return
             self._post(batch)
@@ -78,10 +81,13 @@ class PeerOutbox:
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
                 self._transport.send(self.url, PUBSUB_PATH, {"messages": batch}, to=self.node_id)
-                return
             except TransportError as error:
                 if attempt == SEND_ATTEMPTS:
                     log.warning("pub/sub: %d messages not forwarded: %s", len(batch), error)
+                    forward_dropped_counted(peer=self.node_id, reason="failed", messages=len(batch))
+            else:
+                forwarded_counted(peer=self.node_id, messages=len(batch))
+                return
 
 
 class Forwarder:

@@ -25,6 +25,7 @@ from kvsite.exceptions import InvalidInput, TooLarge
 from kvsite.realtime import frame_encode, layer_send, local_groups
 
 from .forwarding import forward_soon
+from .metrics import published_counted, received_counted
 
 SEEN_KEY = "kvs:pubsub:seen:{}"
 
@@ -102,6 +103,7 @@ def message_publish(*, topic: str, data: object, now: int | None = None) -> Mess
     message = message_new(topic=topic, data=data, now=now)
     message_deliver(message)
     forward_soon(message)
+    published_counted()
     return message
 
 
@@ -112,6 +114,7 @@ async def message_publish_async(*, topic: str, data: object) -> Message:
     message = message_new(topic=topic, data=data)
     await local_groups().send(topic_group(topic), _group_message(message))
     forward_soon(message)
+    published_counted()
     return message
 
 
@@ -140,4 +143,5 @@ def messages_receive(messages: list[Message]) -> int:
         if message_first_seen(message["id"]):
             message_deliver(message)
             delivered += 1
+    received_counted(delivered=delivered, duplicates=len(messages) - delivered)
     return delivered
