@@ -665,8 +665,8 @@ def node_dir_env(node_dir: Path) -> dict[str, str]:
         "KVS_DATA_DIR": str(node_dir),
         "KVS_PUSH_ON_COMMIT": "false",
     }
-    database_url = cluster_database_url(cluster, None)
-    if database_url is not None and "DATABASE_URL" not in os.environ:
+    database_url = cluster_database_url(cluster, None)  # the launcher's, as for `kvs passwd`
+    if database_url is not None:
         env["DATABASE_URL"] = database_url.replace("{node}", node_dir.name)
     secret = cluster / "cluster_secret"
     if "KVS_CLUSTER_SECRET" not in os.environ:
