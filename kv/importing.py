@@ -66,24 +66,44 @@ def entries_import(
     outcomes = []
     with store_write_lock(), transaction.atomic():
         state = rows.state_lock()
+        stored = _stored(items)  # read once for the batch: the lock keeps them as they are
         for item in items:
             try:
-                outcomes.append(_import_one(item, state=state, caller=caller, prefix=prefix,
-                                            now=now))  # fmt: skip
+                outcome = _import_one(
+                    item, stored.get(item.key), state=state, caller=caller, prefix=prefix, now=now
+                )
             except KvsError as error:
-                outcomes.append(ImportOutcome(REFUSED, code=error.code, detail=error.detail))
+                outcome = ImportOutcome(REFUSED, code=error.code, detail=error.detail)
+            if outcome.status == WRITTEN:
+                stored[item.key] = outcome.entry  # a later line of the same key sees it
+            outcomes.append(outcome)
     return outcomes
 
 
+def _stored(items: list[ImportItem], *, chunk: int = 500) -> dict[str, Entry]:
+    """The stored entries (live, expired or tombstones) of the items' keys."""
+    keys = list({item.key for item in items})
+    found: dict[str, Entry] = {}
+    for start in range(0, len(keys), chunk):
+        for entry in Entry.objects.filter(key__in=keys[start : start + chunk]):
+            found[entry.key] = entry
+    return found
+
+
 def _import_one(
-    item: ImportItem, *, state: StoreState, caller: Caller, prefix: str | None, now: int
+    item: ImportItem,
+    current: Entry | None,
+    *,
+    state: StoreState,
+    caller: Caller,
+    prefix: str | None,
+    now: int,
 ) -> ImportOutcome:
     key_validate(item.key)
     if prefix and not item.key.startswith(prefix):
         raise Forbidden(f"This token is confined to keys under {prefix!r}.")
     if item.expires_at is not None and item.expires_at <= now:
         return ImportOutcome(SKIPPED, detail="already expired")
-    current = rows.entry_by_key(item.key)
     live = current if current is not None and current.is_live(now) else None
     if live is not None and _equal(live, item):
         return ImportOutcome(SKIPPED, detail="already equal", entry=live)

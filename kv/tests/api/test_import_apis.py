@@ -124,3 +124,17 @@ def test_the_whole_request_needs_write_and_a_list_of_items(make_client, anon, ap
 def test_a_read_only_node_refuses_the_batch(api, settings):
     settings.KVS_READ_ONLY = True
     assert send(api, {"key": "a", "value": 1}).status_code == 403
+
+
+def test_a_key_given_twice_in_one_batch_keeps_the_later_line(api):
+    body = send(
+        api,
+        {"key": "app/twice", "value": 1},
+        {"key": "app/twice", "value": 2},
+        {"key": "app/twice", "value": 2},
+    ).json()
+    assert [r["status"] for r in body["results"]] == ["written", "written", "skipped"]
+    assert Entry.objects.get(key="app/twice").value == "2"
+    history = api.get("/api/v1/history/app/twice").json()["versions"]
+    assert [v["value"] for v in history] == [2, 1]
+    assert merkle_recompute()[1] == store_state().merkle_root
