@@ -114,8 +114,9 @@ def backup_lines(path: Path) -> Iterator[tuple[int, dict]]:
                 content.update(line)
                 yield number, data
     except zstandard.ZstdError as error:
+        where = f"after line {number}" if number else "from its start"
         raise BackupDamaged(
-            f"{path}: not a whole zstd stream after line {number}: {error}"
+            f"{path}: damaged (or no kvsite backup): its zstd stream breaks {where}: {error}"
         ) from None
     except OSError as error:
         raise BackupDamaged(f"{path}: cannot be read: {error.strerror or error}") from None
