@@ -19,14 +19,13 @@ def _ancestors() -> set[int]:
     return pids
 
 
-def node_processes(data_dir: Path) -> list[str]:
-    """`pid (name)` of every other process that has this node's SQLite database open, or is one
-    of a node's programs started with KVS_DATA_DIR=`data_dir`; with PostgreSQL, also every other
-    session connected to the node's database."""
+def node_processes(data_dir: Path, *, database: Path | None = None) -> list[str]:
+    """`pid (name)` of every other process that has this node's SQLite database (`database`,
+    default: the connection's) open, or is one of a node's programs started with
+    KVS_DATA_DIR=`data_dir`; with PostgreSQL, also every other session on the node's database."""
     found: list[str] = []
     data_dir = data_dir.resolve()
-    database = None
-    if connection.vendor == "sqlite":
+    if database is None and connection.vendor == "sqlite":
         database = Path(str(connection.settings_dict["NAME"])).resolve()
     mine = _ancestors()
     for proc in psutil.process_iter(["pid", "name"]):
