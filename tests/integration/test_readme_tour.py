@@ -1,7 +1,8 @@
 """The README's shell tour, run as written against a real 3-node cluster.
 
 Every ```sh block of README.md runs, in order, in one bash session, unless the line before it is
-`<!-- tour: skip (reason) -->`. Only the node addresses (127.0.0.1:8001-8003) and the root token
+`<!-- tour: skip (reason) -->`, in a scratch folder where `.venv` is the project's. Only the node
+addresses (127.0.0.1:8001-8003), the launcher's data directory (`var/cluster`) and the root token
 (`kvs_...`) are replaced by the test cluster's. Each command must succeed: `curl` gets an answer
 below 400 unless the sample under it names the status (`# 400 {...}`). A sample answer under a
 command (`# {...}` or `# [...]`, continued on `#  ` lines) must match the command's output, `…`
@@ -109,6 +110,7 @@ def localize(command: str, launch: Launch) -> str:
         command = command.replace(
             f"127.0.0.1:{8000 + index}", f"127.0.0.1:{launch.port + index - 1}"
         )
+    command = command.replace("var/cluster", str(launch.data))
     return command.replace("TOKEN=kvs_...", f"TOKEN={launch.token}")
 
 
@@ -124,6 +126,7 @@ def run_tour(commands: list[Command], launch: Launch, workdir: Path) -> None:
             localize(command.text, launch),
             f"rc=$?; echo; echo '@@end {index}' \"$rc\"; echo '@@end {index}' >&2",
         ]
+    (workdir / ".venv").symlink_to(README.parent / ".venv")  # `.venv/bin/kvs …` as written
     run = subprocess.run(
         ["bash", "--noprofile", "--norc"],
         input="\n".join(script) + "\n",
