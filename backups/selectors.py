@@ -29,3 +29,9 @@ def backup_get(*, backup_id: str) -> Backup:
 
 def backup_path(backup: Backup) -> Path:
     return backup_dir() / backup.file
+
+
+def newest_backup_at() -> float | None:
+    """When (seconds since the epoch) this node's newest backup still on disk was taken."""
+    newest = next(iter(backups_list()), None)
+    return newest.created_at / 1000 if newest is not None else None

@@ -62,3 +62,16 @@ def test_the_scheduled_task_backs_up_then_prunes(settings):
     _age(backup_path(old), 2)
     made = backup_scheduled()
     assert [b.id for b in backups_list()] == [made]
+
+
+def test_the_metrics_report_when_the_newest_backup_was_taken(_backup_dir):
+    from backups.selectors import newest_backup_at
+    from ops.events import backup_last_success, backup_time_source
+
+    backup_time_source(newest_backup_at)  # as BackupsConfig.ready does (a test may replace it)
+    assert backup_last_success() is None  # none yet
+    entry_put(key="a", value="1")
+    backup = backup_create(now=1_800_000_000_000)
+    assert backup_last_success() == 1_800_000_000.0
+    backup_path(backup).unlink()  # its file gone: no backup to count on
+    assert backup_last_success() is None
