@@ -22,6 +22,7 @@ from .compression import (
     body_encode,
 )
 from .config import Config
+from .metrics import wire_counted
 from .signing import ANY_NODE, HEADER_SIGNATURE, BadSignature, sign_request, verify_response
 
 
@@ -79,7 +80,9 @@ class HttpTransport:
         """POST `payload` signed for the node `to`; its answer once the signature checks out
         (signed by `to` itself, unless `to` is ANY_NODE)."""
         client = self._client or _shared_client()
-        body, encoding = body_encode(orjson.dumps(payload))
+        plain = orjson.dumps(payload)
+        body, encoding = body_encode(plain)
+        wire_counted(path=path, direction="sent", wire=len(body), plain=len(plain))
         request = client.build_request(
             "POST",
             member_url.rstrip("/") + path,
@@ -113,6 +116,9 @@ class HttpTransport:
             )
             content = body_decode(
                 response.content, response.headers.get(HEADER_ENCODING), limit=MAX_ANSWER_BYTES
+            )
+            wire_counted(
+                path=path, direction="received", wire=len(response.content), plain=len(content)
             )
             answer = orjson.loads(content)
         except (BadSignature, BadEncoding, orjson.JSONDecodeError) as error:

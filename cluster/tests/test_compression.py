@@ -15,6 +15,7 @@ from cluster.compression import (
 )
 from cluster.models import Member
 from cluster.transport import HttpTransport
+from ops.tests.helpers import value
 
 from .test_signing import (
     GOSSIP_PATH,
@@ -111,3 +112,25 @@ def test_a_compressed_bomb_gets_400(client, settings, node):  # noqa: F811
     response = post(client, body, {**signed(body), HEADER_ENCODING: "zstd"})
     assert response.status_code == 400
     assert "inflates beyond" in response.json()["detail"]
+
+
+def test_the_bytes_on_the_wire_and_as_json_are_counted(settings, node):  # noqa: F811
+    settings.KVS_COMPRESS_MIN_BYTES = 0
+    labels = {"path": GOSSIP_PATH, "direction": "sent"}
+    wire, plain = (
+        value("kvs_cluster_bytes_total", form="wire", **labels),
+        value("kvs_cluster_bytes_total", form="json", **labels),
+    )
+    payload = orjson.loads(message())
+    transport = HttpTransport(
+        node_id="node2",
+        secret=SECRET,
+        client=httpx.Client(transport=httpx.MockTransport(through_django_client)),
+    )
+    transport.send("http://testserver", GOSSIP_PATH, payload, to="node1")
+    sent_plain = value("kvs_cluster_bytes_total", form="json", **labels) - plain
+    sent_wire = value("kvs_cluster_bytes_total", form="wire", **labels) - wire
+    assert sent_plain == len(orjson.dumps(payload))
+    assert 0 < sent_wire != sent_plain
+    received = value("kvs_cluster_bytes_total", path=GOSSIP_PATH, direction="received", form="json")
+    assert received > 0
