@@ -230,11 +230,23 @@ class PostgresDialect(Dialect):
     def _step(segment) -> str:
         return str(segment) if isinstance(segment, int) else f"'{segment}'"
 
+    @staticmethod
+    def _json_path(path) -> str:
+        return (
+            "'strict $" + "".join(f"[{s}]" if isinstance(s, int) else f'."{s}"' for s in path) + "'"
+        )
+
     def doc(self, path) -> str:
+        if any(isinstance(s, int) for s in path):
+            # `jsonb -> 0` reads a scalar as a one-element array ('"x"' -> 0 is "x"): a strict
+            # JSON path indexes arrays only, and `silent` turns a mismatch into NULL
+            return f"jsonb_path_query_first(value::jsonb, {self._json_path(path)}, '{{}}', true)"
         return "(value::jsonb" + "".join(f" -> {self._step(s)}" for s in path) + ")"
 
     def text(self, path) -> str:
         """The value at `path` as text (a string's characters), in byte order."""
+        if any(isinstance(s, int) for s in path):
+            return f"(({self.doc(path)} #>> '{{}}') COLLATE \"C\")"
         steps = "".join(f" -> {self._step(s)}" for s in path[:-1])
         return f'((value::jsonb{steps} ->> {self._step(path[-1])}) COLLATE "C")'
 

@@ -230,13 +230,29 @@ def test_read_permission_filters_as_listing_does(django_user_model):
 
 
 def test_index_serves_equality_and_range():
-    _load()
-    index, _ = index_put(prefix="d/", path="n")
-    index_build(name=index.name)
-    for op, value in (("eq", 1), ("gt", 5), ("le", 2), ("eq", "10"), ("prefix", "1")):
-        page = entries_query(query=query_parse(_body([("n", op, value)])))
-        assert page.index == index.name, (op, value)
-    page = entries_query(query=query_parse(_body([("s", "eq", "apple")])))
+    """Over enough keys that PostgreSQL's planner prefers the index too."""
+    from query.services import index_build as build
+
+    for i in range(2000):
+        entry_put(key=f"d/{i:05}", value=json.dumps({"n": i, "s": f"s{i:05}", "t": [i]}))
+    indexes = {path: index_put(prefix="d/", path=path)[0] for path in ("n", "s", "t.0")}
+    for index in indexes.values():
+        build(name=index.name)
+    cases = [
+        ("n", "eq", 7, 1),
+        ("n", "gt", 1990, 9),
+        ("n", "le", 2, 3),
+        ("s", "eq", "s00042", 1),
+        ("s", "prefix", "s0199", 10),
+        ("s", "lt", "s00003", 3),
+        ("t.0", "eq", 5, 1),
+        ("n", "in", [3], 1),
+    ]
+    for path, op, value, count in cases:
+        page = entries_query(query=query_parse(_body([(path, op, value)])))
+        assert len(page.items) == count, (path, op, value)
+        assert page.index == indexes[path].name, (path, op, value)
+    page = entries_query(query=query_parse(_body([("x", "eq", "apple")])))
     assert page.index is None
 
 
