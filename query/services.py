@@ -89,9 +89,8 @@ def index_build(*, name: str) -> ValueIndex | None:
     upper = prefix_successor(index.prefix) if index.prefix else None
     if upper is not None:
         under = under.filter(key__lt=upper)
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE kv_entry")  # the planner weighs the new index with statistics
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE kv_entry")  # statistics of the new expressions, for the planner
     ValueIndex.objects.filter(pk=index.pk, state__in=[BUILDING, FAILED]).update(
         state=READY,
         keys=under.count(),
