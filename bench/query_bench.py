@@ -33,7 +33,21 @@ sys.path.insert(0, str(ROOT))
 CITIES = [f"city{i:02}" for i in range(50)]
 
 
+def fresh_postgres_database() -> None:
+    """Under scripts/with-postgres: a database of this run's own on that server."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        return
+    import psycopg
+
+    server, name = url.rsplit("/", 1)[0], f"kvs_query_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = f"{server}/{name}"
+
+
 def setup_django(tmp: str) -> None:
+    fresh_postgres_database()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvsite.settings")
     os.environ["KVS_DATA_DIR"] = tmp
     os.environ["KVS_INDEX_BUILD_ON_COMMIT"] = "false"
