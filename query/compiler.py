@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 
 from kv.acl import Caller, mode_bit
+from kv.fields import INFLATE_SQL
 from kv.keys import prefix_successor
 
 from .language import Condition, Query, Segment
@@ -133,19 +134,26 @@ class Dialect:
         raise NotImplementedError
 
 
+def _sqlite_text(column: str) -> str:
+    """The JSON text of a stored value: large ones are zstd BLOBs (kv.fields), read through the
+    node's `kvs_inflate()`; text is used as it is, with no call into Python."""
+    return f"(CASE WHEN typeof({column}) = 'blob' THEN {INFLATE_SQL}({column}) ELSE {column} END)"
+
+
 class SqliteDialect(Dialect):
     vendor = "sqlite"
     _NUMBER = "('integer', 'real')"
+    _VALUE = _sqlite_text("value")
 
     @staticmethod
     def json_path(path) -> str:
         return "'$" + "".join(f"[{s}]" if isinstance(s, int) else f'."{s}"' for s in path) + "'"
 
     def doc(self, path) -> str:
-        return f"json_type(value, {self.json_path(path)})"
+        return f"json_type({self._VALUE}, {self.json_path(path)})"
 
     def extract(self, path) -> str:
-        return f"json_extract(value, {self.json_path(path)})"
+        return f"json_extract({self._VALUE}, {self.json_path(path)})"
 
     def _typed(self, path, value) -> str:
         kind = self.doc(path)
@@ -185,7 +193,8 @@ class SqliteDialect(Dialect):
             match, params = f"e.type IN {self._NUMBER} AND e.value = %s", [value]
         in_array = (
             f"({self.doc(path)} = 'array' AND EXISTS (SELECT 1 FROM "
-            f"json_each(kv_entry.value, {self.json_path(path)}) AS e WHERE {match}))"
+            f"json_each({_sqlite_text('kv_entry.value')}, {self.json_path(path)}) AS e "
+            f"WHERE {match}))"
         )
         if not isinstance(value, str):
             return f"({in_array})", params

@@ -333,3 +333,25 @@ def test_a_cursor_of_another_query_is_refused():
         entries_query(
             query=query_parse({"prefix": "d/", "order_by": ["s"], "cursor": page.next_cursor})
         )
+
+
+def test_compressed_values_answer_the_same(settings):
+    """On SQLite values from KVS_COMPRESS_MIN_BYTES are stored as zstd BLOBs (kv.fields): the
+    queries, and the indexes, read them inflated."""
+    from django.db import connection
+
+    settings.KVS_COMPRESS_MIN_BYTES = 10
+    _load()
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM kv_entry WHERE typeof(value) = 'blob'")
+            assert cursor.fetchone()[0] > 5
+    for conditions, expected in CASES:
+        assert _keys(_body(conditions)) == expected, conditions
+    for path in ("n", "s", "tags.0"):
+        index, _ = index_put(prefix="d/", path=path)
+        assert index_build(name=index.name).state == "ready"
+    for conditions, expected in CASES:
+        assert _keys(_body(conditions)) == expected, conditions
+    page = entries_query(query=query_parse(_body([("s", "eq", "apple")])))
+    assert [e.key for e in page.items] == ["d/a"] and page.index is not None
