@@ -477,3 +477,21 @@ CHANNEL_LAYERS = {
 }
 
 # --- End of Realtime -----------------------------------------------------------------------------
+
+# --- Queries on values ---------------------------------------------------------------------------
+
+INSTALLED_APPS += ["query"]
+# Seconds between sweeps that build declared indexes still marked `building` (a build is also
+# started right after an index is declared or arrives from a peer; the sweep catches a build
+# that a restart interrupted).
+KVS_INDEX_SWEEP_INTERVAL = env.float("KVS_INDEX_SWEEP_INTERVAL", default=5.0)
+# KVS_INDEX_BUILD_ON_COMMIT=false: declared indexes are built only by the sweep (unit tests build
+# them by calling query.services.index_build).
+KVS_INDEX_BUILD_ON_COMMIT = env.bool("KVS_INDEX_BUILD_ON_COMMIT", default=True)
+CELERY_BEAT_SCHEDULE["index-build-sweep"] = {
+    "task": "query.tasks.indexes_build_pending",
+    "schedule": KVS_INDEX_SWEEP_INTERVAL,
+    "options": {"expires": KVS_INDEX_SWEEP_INTERVAL},
+}
+
+# --- End of Queries on values --------------------------------------------------------------------
