@@ -50,7 +50,7 @@ class AdminLoginForm(AdminAuthenticationForm):
         if username is not None and password:
             try:
                 self.user_cache = services.password_authenticate(
-                    username=username, password=password, request=self.request
+                    username=username, password=password, request=self.request, via="admin"
                 )
             except Throttled as exc:
                 raise ValidationError(str(exc.detail), code="throttled") from None
