@@ -242,3 +242,19 @@ def test_an_unsigned_node_request_is_a_refused_credential(db):
     response = APIClient().post("/cluster/internal/gossip", {}, format="json")
     assert response.status_code == 401
     assert newest("credential.refused").detail["kind"] == "node-signature"
+
+
+def test_a_websocket_refused_for_its_token_is_an_event(db, settings, monkeypatch):
+    import channels.db
+
+    from kv.tests.realtime import IN_MEMORY_LAYER, refused, run, socket
+
+    settings.CHANNEL_LAYERS = IN_MEMORY_LAYER
+    monkeypatch.setattr(channels.db, "close_old_connections", lambda **kwargs: None)
+
+    async def scenario():
+        return await refused(socket("/ws/v1/watch?prefix=a/", token="kvs_not-a-token"))
+
+    assert run(scenario) == 4401
+    event = newest("credential.refused")
+    assert event.detail == {"kind": "token", "reason": "Invalid token."}
