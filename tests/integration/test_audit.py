@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from kvsite.cli import DATABASE_URL_FILE
+
 from .helpers import kvs_up, logs_on_failure, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -33,6 +35,20 @@ def trail(url: str, token: str, **query) -> list[dict]:
         if body["next"] is None:
             return events
         after = body["next"]
+
+
+def edit_node1(launch, sql: str, *params) -> None:
+    """Run `sql` on node1's database itself (its SQLite file, or its PostgreSQL database)."""
+    url_file = launch.data / DATABASE_URL_FILE
+    if url_file.exists():
+        import psycopg
+
+        url = url_file.read_text().strip().replace("{node}", "node1")
+        with psycopg.connect(url) as db:
+            db.execute(sql, params)
+        return
+    with sqlite3.connect(launch.data / "node1" / "kvsite.sqlite3", timeout=30) as db:
+        db.execute(sql.replace("%s", "?"), params)
 
 
 def verify(url: str, token: str) -> dict:
@@ -92,7 +108,8 @@ def test_concurrent_writes_on_every_worker_make_one_verifiable_chain(tmp_path, r
             assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
 
             victim = puts[len(puts) // 2]["seq"]
-            with sqlite3.connect(launch.data / "node1" / "kvsite.sqlite3", timeout=30) as db:
-                db.execute("UPDATE audit_auditevent SET actor = 'mallory' WHERE seq = ?", (victim,))
+            edit_node1(
+                launch, "UPDATE audit_auditevent SET actor = 'mallory' WHERE seq = %s", victim
+            )
             verdict = verify(node1, token)
             assert verdict["ok"] is False and verdict["first_bad"] == victim, verdict
