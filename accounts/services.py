@@ -327,7 +327,7 @@ def _login_attempt(request, *, username: str | None, what: str) -> LoginAttempt 
         raise
 
 
-def password_authenticate(*, username: str, password: str, request=None, via: str = "api") -> User:
+def password_authenticate(*, username: str, password: str, request=None) -> User:
     """The active user whose username and password these are; raise AuthenticationFailed.
 
     Throttled (429) before the password is checked when too many attempts failed lately for
@@ -341,14 +341,19 @@ def password_authenticate(*, username: str, password: str, request=None, via: st
         raise AuthenticationFailed("Invalid username or password.")
     if attempt:
         attempt.succeeded()
+    return user
+
+
+def login_succeeded(*, user: User, via: str) -> None:
+    """Note a password login that let `user` in (`via`: api or admin) in the audit trail."""
     detail = {"via": via}
     event_record("login", target=user.username, detail=detail, actor=user.username, credential=None)
-    return user
 
 
 def jwt_login(*, username: str, password: str, request=None) -> dict[str, str]:
     """The JWT pair of an active user who gave the right password; 401 (or 429) otherwise."""
     user = password_authenticate(username=username, password=password, request=request)
+    login_succeeded(user=user, via="api")
     update_last_login(None, user)
     return jwt_issue(user=user)
 

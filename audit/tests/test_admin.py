@@ -166,3 +166,12 @@ def test_admin_account_and_rule_changes_are_events(root_client, root_user):
     delete = reverse("admin:accounts_user_delete", args=[carol.pk])
     assert root_client.post(delete, {"post": "yes"}).status_code == 302
     assert (newest("user.delete").target, newest("user.delete").actor) == ("carol", "root")
+
+
+def test_a_right_password_of_a_user_who_is_not_staff_is_a_failed_admin_login(client):
+    User.objects.create_user(username="nina", password="nina-password-1")
+    page = client.post(reverse("admin:login"), {"username": "nina", "password": "nina-password-1"})
+    assert page.status_code == 200  # the form again, with the error
+    failed = newest("login.failed")
+    assert failed.target == "nina" and failed.detail["reason"].startswith("admin: ")
+    assert newest("login") is None or newest("login").target != "nina"
