@@ -311,7 +311,7 @@ def watch(s: Settings, prefix: str, since: int | None) -> None:
     endpoint if its node goes away."""
     try:
         for event in s.client().watch(prefix, since=since):
-            click.echo(json.dumps(event, ensure_ascii=False))
+            click.echo(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
     except KeyboardInterrupt:
         pass
 
@@ -369,7 +369,7 @@ def sub(s: Settings, topic: str) -> None:
     """Print each message published on TOPIC as a JSON line, until interrupted."""
     try:
         for message in s.client().subscribe(topic):
-            click.echo(json.dumps(message, ensure_ascii=False))
+            click.echo(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
     except KeyboardInterrupt:
         pass
 
