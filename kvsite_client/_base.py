@@ -17,6 +17,7 @@ import httpx
 from .errors import KvsError, RateLimited, Unavailable, error_for
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8001"
+BASE_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON = Any  # any JSON value
 

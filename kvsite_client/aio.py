@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from ._base import (
+    BASE_HEADERS,
     Call,
     Operations,
     answer,
@@ -43,11 +44,12 @@ class AsyncClient(Operations):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.endpoints = endpoints_parse(endpoints)
-        self.token, self.refresh_token, self.on_token = token, refresh_token, on_token
+        self.refresh_token, self.on_token = refresh_token, on_token
         self.retries, self.backoff, self.backoff_max = retries, backoff, backoff_max
         self.timeout = timeout
         self._current = 0
-        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport, headers=BASE_HEADERS)
+        self.token = token
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -62,11 +64,18 @@ class AsyncClient(Operations):
     def endpoint(self) -> str:
         return self.endpoints[self._current]
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
+    @property
+    def token(self) -> str | None:
+        """The bearer credential sent with every call."""
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value
+        if value:
+            self._http.headers["Authorization"] = f"Bearer {value}"
+        else:
+            self._http.headers.pop("Authorization", None)
 
     def _order(self) -> list[int]:
         count = len(self.endpoints)
@@ -91,10 +100,9 @@ class AsyncClient(Operations):
                     response = await self._http.request(
                         call.method,
                         self.endpoints[index] + call.path,
-                        params=clean_params(call.params),
+                        params=clean_params(call.params) or None,
                         json=call.json if call.content is None and call.json is not None else None,
                         content=call.content,
-                        headers=self._headers(),
                     )
                     if response.status_code == 503:
                         raise answer_error(call, response)
@@ -179,7 +187,7 @@ class AsyncClient(Operations):
 
     async def _stream(self, index: int, state: WatchState) -> AsyncIterator[dict]:
         endpoint = self.endpoints[index]
-        headers = {**self._headers(), "Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream"}
         timeout = httpx.Timeout(self.timeout, read=60.0)
         async with self._http.stream(
             "GET", endpoint + "/api/v1/watch", params=state.params(endpoint),

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from ._base import (
+    BASE_HEADERS,
     Call,
     Operations,
     answer,
@@ -47,11 +48,12 @@ class Client(Operations):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.endpoints = endpoints_parse(endpoints)
-        self.token, self.refresh_token, self.on_token = token, refresh_token, on_token
+        self.refresh_token, self.on_token = refresh_token, on_token
         self.retries, self.backoff, self.backoff_max = retries, backoff, backoff_max
         self.timeout = timeout
         self._current = 0  # the endpoint that answered last
-        self._http = httpx.Client(timeout=timeout, transport=transport)
+        self._http = httpx.Client(timeout=timeout, transport=transport, headers=BASE_HEADERS)
+        self.token = token
 
     def close(self) -> None:
         self._http.close()
@@ -67,11 +69,18 @@ class Client(Operations):
         """The endpoint calls go to first."""
         return self.endpoints[self._current]
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
+    @property
+    def token(self) -> str | None:
+        """The bearer credential sent with every call."""
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value
+        if value:
+            self._http.headers["Authorization"] = f"Bearer {value}"
+        else:
+            self._http.headers.pop("Authorization", None)
 
     def _order(self) -> list[int]:
         count = len(self.endpoints)
@@ -110,10 +119,9 @@ class Client(Operations):
         return self._http.request(
             call.method,
             self.endpoints[index] + call.path,
-            params=clean_params(call.params),
+            params=clean_params(call.params) or None,
             json=call.json if call.content is None and call.json is not None else None,
             content=call.content,
-            headers=self._headers(),
         )
 
     def _refresh(self) -> None:
@@ -202,7 +210,7 @@ class Client(Operations):
 
     def _stream(self, index: int, state: WatchState) -> Iterator[dict]:
         endpoint = self.endpoints[index]
-        headers = {**self._headers(), "Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream"}
         timeout = httpx.Timeout(self.timeout, read=60.0)  # keep-alives come every 15 s
         with self._http.stream(
             "GET", endpoint + "/api/v1/watch", params=state.params(endpoint),
