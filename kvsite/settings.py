@@ -190,6 +190,9 @@ KVS_PUSH_ON_COMMIT = env.bool("KVS_PUSH_ON_COMMIT", default=True)
 KVS_PUSH_INTERVAL = env.float("KVS_PUSH_INTERVAL", default=1.0)
 KVS_PUSH_BATCH = env.int("KVS_PUSH_BATCH", default=500)
 KVS_PUSH_BATCH_BYTES = env.int("KVS_PUSH_BATCH_BYTES", default=4 * 1024 * 1024)
+# Bytes from which a body between nodes (replication, anti-entropy, gossip) goes zstd-compressed
+# (cluster/compression.py). Lower: fewer bytes on the wire, more CPU per small message; 0: all.
+KVS_COMPRESS_MIN_BYTES = env.int("KVS_COMPRESS_MIN_BYTES", default=4096)
 # Seconds between Merkle anti-entropy rounds with a random alive peer. Shorter: divergence (lost
 # pushes, a peer that was down) is repaired sooner; each round with equal trees costs one request.
 KVS_ANTI_ENTROPY_INTERVAL = env.float("KVS_ANTI_ENTROPY_INTERVAL", default=3.0)
