@@ -18,13 +18,12 @@ from ._base import (
     backoff_s,
     clean_params,
     endpoints_parse,
-    key_path,
     may_retry,
     unreachable,
 )
 from ._watch import WatchState
-from .client import answer_error
-from .errors import Unauthorized, Unavailable, error_for
+from .client import answer_error, ws_frame, ws_refusal, ws_url
+from .errors import Unauthorized, Unavailable
 
 
 class AsyncClient(Operations):
@@ -202,14 +201,30 @@ class AsyncClient(Operations):
                     yield json.loads(line[5:].strip())
 
     async def subscribe(self, topic: str) -> AsyncIterator[dict]:
-        """The messages published on `topic` from now on (a websocket)."""
+        """As `Client.subscribe`: the messages of `topic`, reconnecting by itself."""
         from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-        url = self.endpoint.replace("http", "ws", 1) + f"/ws/v1/pubsub/{key_path(topic)}"
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with connect(url, additional_headers=headers, open_timeout=self.timeout) as ws:
-            async for text in ws:
-                frame = json.loads(text)
-                if frame.get("type") == "error":
-                    raise error_for(400, frame)
-                yield frame
+        failures = 0
+        while True:
+            for index in self._order():
+                url = ws_url(self.endpoints[index], topic)
+                try:
+                    async with connect(url, additional_headers=headers,
+                                       open_timeout=self.timeout) as ws:  # fmt: skip
+                        self._current, failures = index, 0
+                        async for text in ws:
+                            yield ws_frame(text)
+                except InvalidStatus as refused:
+                    raise ws_refusal(refused) from None
+                except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
+                    continue
+                break
+            else:
+                failures += 1
+                if failures > self.retries:
+                    raise unreachable(self.endpoints, None)
+            await asyncio.sleep(
+                backoff_s(max(failures, 1), base=self.backoff, cap=self.backoff_max)
+            )

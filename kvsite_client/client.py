@@ -223,19 +223,60 @@ class Client(Operations):
             yield from sse_frames(response.iter_lines())
 
     def subscribe(self, topic: str) -> Iterator[dict]:
-        """The messages published on `topic` from now on (a websocket), until closed."""
+        """The messages published on `topic` from now on (a websocket), forever. A socket that
+        cannot open moves to the next endpoint; one that breaks is opened again (messages
+        published meanwhile are not delivered: pub/sub is at most once)."""
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
         from websockets.sync.client import connect
 
-        from ._base import key_path
+        failures = 0
+        while True:
+            for index in self._order():
+                url = ws_url(self.endpoints[index], topic)
+                try:
+                    with connect(url, additional_headers=self._ws_headers(),
+                                 open_timeout=self.timeout) as ws:  # fmt: skip
+                        self._current, failures = index, 0
+                        for text in ws:
+                            yield ws_frame(text)
+                except InvalidStatus as refused:
+                    raise ws_refusal(refused) from None
+                except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
+                    continue
+                break
+            else:
+                failures += 1
+                if failures > self.retries:
+                    raise unreachable(self.endpoints, None)
+            time.sleep(backoff_s(max(failures, 1), base=self.backoff, cap=self.backoff_max))
 
-        url = self.endpoint.replace("http", "ws", 1) + f"/ws/v1/pubsub/{key_path(topic)}"
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        with connect(url, additional_headers=headers, open_timeout=self.timeout) as ws:
-            for text in ws:
-                frame = json.loads(text)
-                if frame.get("type") == "error":
-                    raise error_for(400, frame)
-                yield frame
+    def _ws_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+
+def ws_url(endpoint: str, topic: str) -> str:
+    """The pub/sub websocket URL of `topic` at `endpoint`."""
+    from ._base import key_path
+
+    return endpoint.replace("http", "ws", 1) + f"/ws/v1/pubsub/{key_path(topic)}"
+
+
+def ws_frame(text: str | bytes) -> dict:
+    """A pub/sub frame; an error frame raises."""
+    frame = json.loads(text)
+    if frame.get("type") == "error":
+        raise error_for(400, frame)
+    return frame
+
+
+def ws_refusal(refused) -> KvsError:
+    """The typed error of a refused handshake."""
+    response = refused.response
+    try:
+        body = json.loads(response.body or b"{}")
+    except ValueError:
+        body = {}
+    return error_for(response.status_code, body)
 
 
 def answer_error(call: Call, response: httpx.Response) -> KvsError:

@@ -243,3 +243,60 @@ def test_a_watch_moves_on_when_its_node_is_killed_and_never_goes_back_in_time(cl
         values = [e["value"]["n"] for e in seen if e.get("key") == key and e["type"] == "put"]
         assert values == sorted(values) and len(values) == len(set(values)), (key, values)
         assert values[-1] == 9, (key, values)
+
+
+def test_async_client_writes_lists_and_watches(cluster):
+    from kvsite_client import AsyncClient, NotFound
+
+    async def scenario() -> None:
+        dead = f"http://127.0.0.1:{free_port()}"
+        async with AsyncClient([dead, cluster.node_url(3)], cluster.token, backoff=0.01) as kv:
+            put = await kv.put("async/a", {"n": 1})
+            await kv.put("async/b", [2], ttl="5m")
+            assert (await kv.get("async/a"))["version"] == put["version"]
+            assert await kv.get_value("async/b") == [2]
+            assert [item["key"] async for item in kv.list("async/", keys_only=True)] == [
+                "async/a",
+                "async/b",
+            ]
+            assert [v["value"] async for v in kv.history("async/a")] == [{"n": 1}]
+            with pytest.raises(NotFound):
+                await kv.get("async/none")
+            events = kv.watch("async/", since=0)
+            got = [await anext(events) for _ in range(2)]
+            assert [(e["type"], e["key"]) for e in got] == [("put", "async/a"), ("put", "async/b")]
+            await events.aclose()
+
+    import asyncio
+
+    asyncio.run(scenario())
+
+
+def test_kvs_sub_prints_messages_that_kvs_pub_publishes(kvs, cluster, tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"  # the socket opens on the next endpoint
+    env = {
+        **os.environ,
+        "KVS_ENDPOINTS": f"{dead},{cluster.node_url(1)}",
+        "KVS_TOKEN": cluster.token,
+    }
+    proc = subprocess.Popen(
+        [str(KVS), "sub", "alerts/cli"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+
+        def delivered() -> bool:
+            ok(kvs("pub", "alerts/cli", '{"used": 93}'))
+            return any('"used":93' in line for line in lines)
+
+        wait_for(delivered, timeout=EVENT_DEADLINE_S, interval=1.0, what="a message through sub")
+        message = json.loads(next(line for line in lines if '"used":93' in line))
+        assert (message["type"], message["topic"], message["data"]) == (
+            "message",
+            "alerts/cli",
+            {"used": 93},
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
