@@ -8,7 +8,8 @@ write and read (as `kv.services` and `kv.selectors` apply them).
 
 from django.conf import settings
 
-from accounts.permissions import Credential, key_scope_refusal
+from accounts.models import User
+from accounts.permissions import AUTH_JWT, Credential, key_scope_refusal, user_default_scopes
 from accounts.scopes import DELETE, READ, WRITE
 
 from . import rows
@@ -46,6 +47,11 @@ def key_decide(
         note = f"No key {key!r}" + (": a write would create it." if perm == "w" else ".")
         return Decision(False, perm, "absent", note=note)
     return caller_decide(caller, perm, owner=entry.owner, group=entry.group, mode=entry.mode)
+
+
+def login_credential(user: User) -> Credential:
+    """The credential of `user`'s own login (a JWT or a session): their default scopes."""
+    return Credential(user=user, auth=AUTH_JWT, scopes=user_default_scopes(user))
 
 
 def decision_out(decision: Decision) -> dict:

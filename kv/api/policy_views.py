@@ -10,13 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
-from accounts.permissions import (
-    AUTH_JWT,
-    Credential,
-    request_credential,
-    scope_check,
-    user_default_scopes,
-)
+from accounts.permissions import Credential, request_credential, scope_check
 from accounts.scopes import ADMIN_ACL, READ
 from kvsite.exceptions import InvalidInput, NotFound
 from kvsite.openapi import errors, path_param
@@ -24,7 +18,7 @@ from kvsite.parsers import json_parse, request_json
 
 from .. import policy
 from ..acl import mode_format, mode_parse
-from ..explain import acl_explain
+from ..explain import acl_explain, login_credential
 from ..models import AclRule, PrefixSchema
 from ..services import principals_check
 from .params import param_str
@@ -245,4 +239,4 @@ def explain_credential(request, username: str | None) -> Credential | None:
     user = User.objects.filter(username=username).first()
     if user is None:
         raise NotFound(f"No user {username!r}.")
-    return Credential(user=user, auth=AUTH_JWT, scopes=user_default_scopes(user))
+    return login_credential(user)
