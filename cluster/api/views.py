@@ -1,6 +1,7 @@
 """Node health and status, the member list, forgetting a member, and leaving the cluster."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,11 +11,14 @@ from accounts.permissions import scope_check
 from accounts.scopes import READ
 from kv.hlc import wall_ms
 from kv.selectors import live_key_count, store_state
+from kvsite.exceptions import InvalidInput
 from kvsite.openapi import errors
+from kvsite.parsers import request_json
 from kvsite.uptime import server_uptime_s
 
 from ..config import Config
 from ..gossip import gossip_forget
+from ..health import cluster_health, cluster_repair
 from ..lifecycle import node_leave
 from ..node import local_node, node_mode
 from ..selectors import members_count, members_list
@@ -124,3 +128,36 @@ class LeaveApi(APIView):
         config = Config.from_settings()
         me = node_leave(HttpTransport.from_config(config), wall_ms(), config=config)
         return Response(member_json(me))
+
+
+class ClusterHealthApi(APIView):
+    """Every node's Merkle root, keys, revision, replication lag per peer and last anti-entropy
+    round, gathered from the live peers; `converged`: every member answered with one root."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT, **errors(403)}, operation_id="cluster_health"
+    )
+    def get(self, request):
+        scope_check(request, ADMIN_CLUSTER)
+        return Response(cluster_health())
+
+
+class ClusterRepairApi(APIView):
+    """One anti-entropy round with the peer named, now: what differed and what moved."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 403, 404, 503)},
+        examples=[OpenApiExample("A peer", value={"peer": "node-2"}, request_only=True)],
+        operation_id="cluster_repair",
+    )
+    def post(self, request):
+        scope_check(request, ADMIN_CLUSTER)
+        body = request_json(request)
+        if not isinstance(body, dict) or set(body) != {"peer"}:
+            raise InvalidInput('The body must be {"peer": node_id}.')
+        return Response(cluster_repair(peer=body["peer"]))

@@ -8,6 +8,7 @@ urlpatterns = [
     path("merkle", views.MerkleApi.as_view(), name="cluster-merkle"),
     path("digests", views.DigestsApi.as_view(), name="cluster-digests"),
     path("versions", views.VersionsApi.as_view(), name="cluster-versions"),
+    path("health", views.HealthApi.as_view(), name="cluster-health-node"),
 ]
 
 from . import pubsub_views  # noqa: E402
