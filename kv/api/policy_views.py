@@ -221,9 +221,11 @@ class AclExplainApi(AclRuleApi):
         credential = explain_credential(request, param_str(request, "user"))
         return Response(acl_explain(key=key, credential=credential))
 
+    @extend_schema(exclude=True)  # documented as acl/{prefix}
     def put(self, request, prefix="explain"):
         return super().put(request, prefix)
 
+    @extend_schema(exclude=True)
     def delete(self, request, prefix="explain"):
         return super().delete(request, prefix)
 
