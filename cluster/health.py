@@ -15,7 +15,7 @@ from .antientropy import merkle_sync
 from .config import Config
 from .gather import gather
 from .membership import LEFT
-from .node import local_node, node_mode
+from .node import local_node, node_mode, node_syncing, node_syncing_set
 from .replication import replication_lags
 from .rounds import antientropy_last, antientropy_rounds
 from .selectors import members_list, members_live
@@ -103,7 +103,8 @@ def cluster_repair(*, peer: object) -> dict:
     """One anti-entropy round with the live peer `peer` now; what it found and moved.
 
     InvalidInput unless `peer` names another node; NotFound if it is no live member;
-    PeerUnavailable if the exchange fails."""
+    PeerUnavailable if the exchange fails. Like a scheduled round, a success with a peer that
+    is not syncing itself ends this node's first sync."""
     if not isinstance(peer, str) or not peer:
         raise InvalidInput('The body must be {"peer": node_id}.')
     if peer == local_node().node_id:
@@ -120,6 +121,8 @@ def cluster_repair(*, peer: object) -> dict:
         report = merkle_sync(transport, member.url, peer_id=member.node_id)
     except TransportError as error:
         raise PeerUnavailable(f"The anti-entropy round with {peer} failed: {error}") from None
+    if node_syncing() and not report.peer_syncing:  # as a scheduled round would
+        node_syncing_set(False)
     return {
         "peer": peer,
         "equal": report.equal,
