@@ -1,7 +1,7 @@
 """Node health and status, the member list, forgetting a member, and leaving the cluster."""
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,10 +10,12 @@ import kvsite
 from accounts.permissions import scope_check
 from accounts.scopes import READ
 from kv.hlc import wall_ms
+from kv.keys import prefix_validate
 from kv.selectors import live_key_count, store_state
 from kvsite.exceptions import InvalidInput
 from kvsite.openapi import errors
 from kvsite.parsers import request_json
+from kvsite.presence import watchers_cluster
 from kvsite.uptime import server_uptime_s
 
 from ..config import Config
@@ -161,3 +163,24 @@ class ClusterRepairApi(APIView):
         if not isinstance(body, dict) or set(body) != {"peer"}:
             raise InvalidInput('The body must be {"peer": node_id}.')
         return Response(cluster_repair(peer=body["peer"]))
+
+
+class WatchersApi(APIView):
+    """Every open watch and pub/sub subscription in the cluster (under `prefix`), gathered from
+    every live node: who, what, since when."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("prefix", OpenApiTypes.STR, description="Only those under it.")
+        ],
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 403)},
+        operation_id="watchers",
+    )
+    def get(self, request):
+        scope_check(request, ADMIN_CLUSTER)
+        prefix = request.query_params.get("prefix")
+        if prefix is not None:
+            prefix_validate(prefix)
+        return Response(watchers_cluster(prefix=prefix))

@@ -16,4 +16,5 @@ from . import pubsub_views  # noqa: E402
 urlpatterns += [
     path("pubsub", pubsub_views.PubsubMessagesApi.as_view(), name="cluster-pubsub"),
     path("pubsub/topics", pubsub_views.PubsubTopicsApi.as_view(), name="cluster-pubsub-topics"),
+    path("watchers", pubsub_views.WatchersApi.as_view(), name="cluster-watchers"),
 ]
