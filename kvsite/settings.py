@@ -288,6 +288,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # starts a thread and a database connection per request). More threads overlap database waits;
 # Python code itself runs one thread at a time per process.
 KVS_HTTP_THREADS = env.int("KVS_HTTP_THREADS", default=8)
+# Whether single-key reads (GET/HEAD /api/v1/kv/{key}) and /health run on the web worker's event
+# loop thread rather than on one of those threads: no hand-off between threads, so about twice
+# the reads per second on two cores (docs/performance.md); the loop does nothing else meanwhile,
+# which costs websockets a few hundred microseconds per read. Off: every request takes a thread.
+KVS_HTTP_INLINE_READS = env.bool("KVS_HTTP_INLINE_READS", default=True)
 
 # --- HTTP edge (kvsite/edge.py, kvsite/server.py) ------------------------------------------------
 
