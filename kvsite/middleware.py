@@ -24,7 +24,7 @@ def path_bytes(request) -> bytes | None:
     put U+FFFD in place of bytes that are not UTF-8 (which the key rules then refuse), and
     Django's WSGI handler (its test client) writes them as `%XX` text."""
     scope = getattr(request, "scope", None) or request.META.get("asgi.scope")
-    raw = scope.get("raw_path") if scope is not None else None  # Django's ASGI handler; kvsite.bridge
+    raw = scope.get("raw_path") if scope is not None else None  # ASGI handler; kvsite.bridge
     return None if raw is None else unquote_to_bytes(raw)
 
 
