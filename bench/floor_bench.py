@@ -44,7 +44,6 @@ import kv_bench  # noqa: E402  (the helpers of the PUT/GET benchmark)
 
 ROOT = kv_bench.ROOT
 VENV_BIN = kv_bench.VENV_BIN
-TARGETS = ("asgi", "django", "drf", "kvsite")
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -96,20 +95,54 @@ def node_env(tmp: Path, redis_url: str) -> dict[str, str]:
     return env
 
 
-def start_server(tmp: Path, env: dict, workers: int, name: str, app: str | None = None):
-    """`kvs serve` on the node's data with `workers` workers (and `app`): url, process."""
+def start_server(tmp: Path, env: dict, name: str, cmd: list[str], health: str):
+    """A web server on the node's data: `cmd` with {port} filled in; url, process."""
     port, log = kv_bench.free_port(), tmp / f"{name}.log"
-    cmd = [str(VENV_BIN / "kvs"), "serve", "--port", str(port), "--workers", str(workers)]
-    if app:
-        cmd += ["--app", app]
-    proc = kv_bench.spawn(cmd, log, env=env, cwd=ROOT)
+    proc = kv_bench.spawn([c.format(port=port) for c in cmd], log, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
-    kv_bench.wait_http(f"{url}/health" if not app else url, proc, log)
+    kv_bench.wait_http(url + health, proc, log)
     return url, proc
 
 
+def kvs_serve(workers: int, app: str | None = None) -> list[str]:
+    cmd = [str(VENV_BIN / "kvs"), "serve", "--port", "{port}", "--workers", str(workers)]
+    return cmd + (["--app", app] if app else [])
+
+
+def granian(workers: int, interface: str, app: str) -> list[str]:
+    cmd = [str(VENV_BIN / "granian"), "--interface", interface, "--workers", str(workers)]
+    return cmd + ["--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning", app]
+
+
+def servers(workers: int, candidates: bool) -> list[tuple[str, list[str], dict, tuple]]:
+    """(name, command, environment overrides, targets) of each server to measure beside the
+    node: the node's setup, and with `candidates` the other designs of docs/performance.md."""
+    floors = ("django", "drf")
+    chosen = [
+        ("uvicorn bare ASGI", kvs_serve(workers, "bench.floor_asgi:application"), {}, ("asgi",)),
+        ("uvicorn + bridge", kvs_serve(workers, "bench.floor_asgi:floor_application"), {},
+         floors),
+    ]  # fmt: skip
+    if not candidates:
+        return chosen
+    every = (*floors, "kvsite")
+    chosen[1] = (*chosen[1][:3], every)
+    return [
+        *chosen,
+        ("uvicorn + bridge, threads only", kvs_serve(workers), {"KVS_HTTP_INLINE_READS": "false"},
+         every),
+        ("uvicorn + a2wsgi", kvs_serve(workers, "bench.floor_asgi:a2wsgi_application"), {}, every),
+        ("granian bare ASGI", granian(workers, "asginl", "bench.floor_asgi:application"), {},
+         ("asgi",)),
+        ("granian WSGI", granian(workers, "wsgi", "bench.floor_wsgi:application"), {}, every),
+        ("granian ASGI + bridge", granian(workers, "asginl", "bench.floor_asgi:floor_application"),
+         {}, every),
+    ]  # fmt: skip
+
+
 def web_workers(root: int) -> set[int]:
-    """The web worker processes under `root`: the children of its `serve` process."""
+    """The web worker processes under `root`: the children of its `serve` process, else its
+    own children."""
     found = set()
     for pid in kv_bench.descendants(root):
         try:
@@ -118,7 +151,7 @@ def web_workers(root: int) -> set[int]:
             continue
         if b"serve" in argv:
             found |= kv_bench.descendants(pid) - {pid}
-    return found
+    return found or kv_bench.descendants(root) - {root}
 
 
 class RssPeak(threading.Thread):
@@ -168,24 +201,26 @@ def span(values: list[float], fmt: str = "{:.0f}") -> str:
     return fmt.format(lo) if len(values) == 1 or lo == hi else f"{fmt.format(lo)}–{fmt.format(hi)}"
 
 
-def print_table(results: dict[str, list[dict]], loads: list[float]) -> None:
-    print(f"\nfloor, wrk c{results['conns']}, {len(loads)} round(s), load {span(loads, '{:.2f}')}")
-    print(f"{'target':8} | {'req/s':>13} | {'median':>7} | {'p99 ms':>11} | {'cpu':>9} | "
-          f"{'rss MB':>9} | errors")  # fmt: skip
-    for name in TARGETS:
-        runs = results[name]
+def print_table(results: dict[str, list[dict]], conns: int, loads: list[float]) -> None:
+    print(f"\nfloor, wrk c{conns}, {len(loads)} round(s), load {span(loads, '{:.2f}')}")
+    print(f"{'server':32} {'target':7} | {'req/s':>12} | {'median':>6} | {'p99 ms':>11} | "
+          f"{'cpu':>9} | {'rss MB':>7} | errors")  # fmt: skip
+    for (server, target), runs in results.items():
         rps = [r["rps"] for r in runs]
         print(
-            f"{name:8} | {span(rps):>13} | {statistics.median(rps):7.0f} | "
+            f"{server:32} {target:7} | {span(rps):>12} | {statistics.median(rps):6.0f} | "
             f"{span([r['p99_ms'] for r in runs], '{:.1f}'):>11} | "
             f"{span([r['server_cpu'] for r in runs], '{:.2f}'):>9} | "
-            f"{span([r['rss_mb'] for r in runs], '{:.0f}'):>9} | {sum(r['errors'] for r in runs)}"
+            f"{span([r['rss_mb'] for r in runs], '{:.0f}'):>7} | {sum(r['errors'] for r in runs)}"
         )
-    med = {name: statistics.median(r["rps"] for r in results[name]) for name in TARGETS}
+    med = {key: statistics.median(r["rps"] for r in runs) for key, runs in results.items()}
+    node = med[("node", "kvsite")]
+    drf, django = (med[("uvicorn + bridge", t)] for t in ("drf", "django"))
+    bare = med[("uvicorn bare ASGI", "asgi")]
     print(
-        f"ratios (medians): kvsite/drf {med['kvsite'] / med['drf']:.2f} · "
-        f"kvsite/django {med['kvsite'] / med['django']:.2f} · drf/django "
-        f"{med['drf'] / med['django']:.2f} · django/asgi {med['django'] / med['asgi']:.2f}"
+        f"ratios (medians): kvsite GET / bare DRF {node / drf:.2f} · / bare Django "
+        f"{node / django:.2f} · bare DRF / bare Django {drf / django:.2f} · bare Django / "
+        f"bare ASGI {django / bare:.2f}"
     )
 
 
@@ -196,41 +231,42 @@ def run(args, tmp: Path) -> int:
     url, token, node = start_node(tmp, args.workers, redis_url)
     kv_bench.prefill_kvsite(url, token)
     env = node_env(tmp, redis_url)
-    floor_url, floor = start_server(tmp, env, args.workers, "floor")
-    asgi_url, asgi = start_server(tmp, env, args.workers, "asgi", "bench.floor_asgi:application")
-    print(f"node {url}, floor server {floor_url}, bare ASGI {asgi_url} (logs in {tmp})")
-    for path in ("/floor/django", "/floor/drf"):
-        got = httpx.get(floor_url + path)
-        if got.status_code != 200:
-            raise RuntimeError(f"{path}: {got.status_code} {got.text[:300]}")
-    targets = {
-        "asgi": {"url": asgi_url + "/", "proc": asgi},
-        "django": {"url": floor_url + "/floor/django", "proc": floor},
-        "drf": {"url": floor_url + "/floor/drf", "proc": floor},
-        "kvsite": {"url": url, "proc": node, "script": "kvsite.lua", "lua_args": ["get", token]},
-    }
-    for target in targets.values():
-        target.setdefault("script", "floor.lua")
-        target.setdefault("lua_args", [])
-    results: dict = {name: [] for name in TARGETS}
-    results["conns"] = args.concurrency
+    paths = {"asgi": "/", "django": "/floor/django", "drf": "/floor/drf"}
+    targets = [("node", "kvsite", {"url": url, "proc": node})]
+    for n, (name, cmd, overrides, kinds) in enumerate(servers(args.workers, args.candidates)):
+        health = "/" if kinds == ("asgi",) else "/floor/django"
+        server_url, proc = start_server(tmp, {**env, **overrides}, f"server{n}", cmd, health)
+        print(f"{name}: {server_url}")
+        for kind in kinds:
+            targets.append((name, kind, {"url": server_url + paths.get(kind, ""), "proc": proc}))
+    for _, kind, target in targets:
+        target["script"] = "kvsite.lua" if kind == "kvsite" else "floor.lua"
+        target["lua_args"] = ["get", token] if kind == "kvsite" else []
+        if kind != "kvsite":
+            got = httpx.get(target["url"])
+            if got.status_code != 200:
+                raise RuntimeError(f"{target['url']}: {got.status_code} {got.text[:300]}")
+    print(f"logs in {tmp}")
+    results: dict = {(name, kind): [] for name, kind, _ in targets}
     loads = []
     for n in range(args.rounds):
         loads.append(os.getloadavg()[0])
-        for name in TARGETS:
-            r = measure(targets[name], args.concurrency, args.duration)
-            results[name].append(r)
-            print(f"  round {n + 1} {name}: {r['rps']:.0f} req/s, p99 {r['p99_ms']:.1f} ms, "
-                  f"rss {r['rss_mb']:.0f} MB, {kv_bench.details(r)}")  # fmt: skip
-    print_table(results, loads)
+        shift = n * len(targets) // args.rounds  # each round starts elsewhere: the load drifts
+        for name, kind, target in targets[shift:] + targets[:shift]:
+            r = measure(target, args.concurrency, args.duration)
+            results[(name, kind)].append(r)
+            print(f"  round {n + 1} {name} {kind}: {r['rps']:.0f} req/s, p99 {r['p99_ms']:.1f} "
+                  f"ms, rss {r['rss_mb']:.0f} MB, {kv_bench.details(r)}")  # fmt: skip
+    print_table(results, args.concurrency, loads)
     if args.layers:
         print()
         cmd = [sys.executable, str(Path(__file__).resolve()), "--layers-only", "--token", token]
         cmd += ["--calls", str(args.calls)]
         subprocess.run(cmd, env=env, cwd=ROOT, check=True)
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "loads": loads, **results}, indent=2))
-    return 1 if any(r["errors"] for name in TARGETS for r in results[name]) else 0
+        rows = [{"server": s, "target": t, "runs": runs} for (s, t), runs in results.items()]
+        args.json.write_text(json.dumps({"machine": info, "loads": loads, "results": rows}))
+    return 1 if any(r["errors"] for runs in results.values() for r in runs) else 0
 
 
 # --- layers, in process --------------------------------------------------------------------------
@@ -386,6 +422,9 @@ def parse_args(argv=None):
     p.add_argument("--concurrency", type=int, default=32, help="wrk connections (32)")
     p.add_argument("--workers", type=int, default=2, help="web workers of every server (2)")
     p.add_argument("--layers", action="store_true", help="also the in-process layer costs")
+    p.add_argument(
+        "--candidates", action="store_true", help="also the other server designs (granian, ...)"
+    )
     p.add_argument("--layers-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--token", help=argparse.SUPPRESS)
     p.add_argument("--calls", type=int, default=2000, help="calls per batch for --layers")
