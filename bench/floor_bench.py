@@ -13,10 +13,13 @@ server (`kvs serve`, same workers) serves two more things:
 - `kvsite`: the node's own `GET /api/v1/kv/{key}` with a bearer token, a random key per request.
 
 Each round runs every target once (wrk, a 2 s warmup then the measured run); the table shows the
-range over rounds. "rss" is the peak resident memory of one web worker of that server during the
-measured runs. With --layers, the cost of each layer a GET crosses is then measured in process
-(`floor_bench.py --layers-only`, run on the node's database). "load" is the 1-minute load
-average at the start of each round: the figures are only as steady as the machine.
+range over rounds. "cpu" is the CPU the server used during the measured run, in cores, and
+"cpu µs/req" that CPU per answer: on a machine shared with other work the req/s follow the CPU
+share the server gets, the CPU per answer much less. "rss" is the peak resident memory of one
+web worker of that server during the measured runs. With --layers, the CPU cost of each layer a
+GET crosses is then measured in process (`floor_bench.py --layers-only`, on the node's
+database). "load" is the 1-minute load average at the start of each round: the figures are only
+as steady as the machine.
 Exit status: 0 ok, 1 some request failed, 2 something did not start, 130 interrupted.
 """
 
@@ -204,13 +207,14 @@ def span(values: list[float], fmt: str = "{:.0f}") -> str:
 def print_table(results: dict[str, list[dict]], conns: int, loads: list[float]) -> None:
     print(f"\nfloor, wrk c{conns}, {len(loads)} round(s), load {span(loads, '{:.2f}')}")
     print(f"{'server':32} {'target':7} | {'req/s':>12} | {'median':>6} | {'p99 ms':>11} | "
-          f"{'cpu':>9} | {'rss MB':>7} | errors")  # fmt: skip
+          f"{'cpu':>9} | {'cpu µs/req':>10} | {'rss MB':>7} | errors")  # fmt: skip
     for (server, target), runs in results.items():
         rps = [r["rps"] for r in runs]
         print(
             f"{server:32} {target:7} | {span(rps):>12} | {statistics.median(rps):6.0f} | "
             f"{span([r['p99_ms'] for r in runs], '{:.1f}'):>11} | "
             f"{span([r['server_cpu'] for r in runs], '{:.2f}'):>9} | "
+            f"{statistics.median(r['server_cpu'] / r['rps'] * 1e6 for r in runs):10.0f} | "
             f"{span([r['rss_mb'] for r in runs], '{:.0f}'):>7} | {sum(r['errors'] for r in runs)}"
         )
     med = {key: statistics.median(r["rps"] for r in runs) for key, runs in results.items()}
@@ -233,7 +237,10 @@ def run(args, tmp: Path) -> int:
     env = node_env(tmp, redis_url)
     paths = {"asgi": "/", "django": "/floor/django", "drf": "/floor/drf"}
     targets = [("node", "kvsite", {"url": url, "proc": node})]
-    for n, (name, cmd, overrides, kinds) in enumerate(servers(args.workers, args.candidates)):
+    chosen = servers(args.workers, args.candidates)
+    if args.only:
+        chosen = [server for server in chosen if any(word in server[0] for word in args.only)]
+    for n, (name, cmd, overrides, kinds) in enumerate(chosen):
         health = "/" if kinds == ("asgi",) else "/floor/django"
         server_url, proc = start_server(tmp, {**env, **overrides}, f"server{n}", cmd, health)
         print(f"{name}: {server_url}")
@@ -273,16 +280,17 @@ def run(args, tmp: Path) -> int:
 
 
 def timed(fn, n: int) -> float:
-    """µs per call of `fn`: the fastest of 5 batches of `n` calls (on a shared machine the
-    fastest batch is the one least disturbed by other processes)."""
+    """CPU µs per call of `fn` (this process's, every thread's): the least of 5 batches of `n`
+    calls. CPU time, not wall time: on a shared machine the wall time of a batch depends on the
+    CPU share this process gets."""
     for _ in range(min(n, 200)):
         fn()
     batches = []
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(n):
             fn()
-        batches.append((time.perf_counter() - t0) / n * 1e6)
+        batches.append((time.process_time() - t0) / n * 1e6)
     return min(batches)
 
 
@@ -398,16 +406,16 @@ def layers(token: str, n: int) -> None:
         await app(scope, receive, send)
 
     async def many(app, count: int) -> float:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(count):
             await one(app)
-        return (time.perf_counter() - t0) / count * 1e6
+        return (time.process_time() - t0) / count * 1e6
 
     for name, app in bridges.items():
         us = min(asyncio.run(many(app, n)) for _ in range(3))
         rows_out.append((f"bare django view through {name}", us))
 
-    print(f"layers of a GET, µs per request in one process (fastest of 5 batches of {n})")
+    print(f"layers of a GET, CPU µs per request in one process (least of 5 batches of {n})")
     for name, us in rows_out:
         print(f"  {name:52} {us:8.1f}")
 
@@ -427,6 +435,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--layers-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--token", help=argparse.SUPPRESS)
+    p.add_argument("--only", nargs="+", help="only the servers whose name holds one of these")
     p.add_argument("--calls", type=int, default=2000, help="calls per batch for --layers")
     p.add_argument("--json", type=Path, help="also write the results to this file")
     return p.parse_args(argv)

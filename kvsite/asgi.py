@@ -2,9 +2,9 @@
 
 HTTP requests run through Django's WSGI handler (kvsite/bridge.py) rather than Django's ASGI
 handler, which starts a new thread for every request, so that every request also opens a new
-database connection. Single-key reads and the health check run on the event loop's own thread
-(KVS_HTTP_INLINE_READS), everything else on a fixed pool of KVS_HTTP_THREADS threads that keep
-their connections (CONN_MAX_AGE). Set KVS_HTTP_THREADS=0 to use Django's own ASGI handler
+database connection. Requests run on a fixed pool of KVS_HTTP_THREADS threads that keep their
+connections (CONN_MAX_AGE), one hand-off each way per request; with KVS_HTTP_INLINE_READS
+single-key reads run on the event loop's own thread instead. Set KVS_HTTP_THREADS=0 to use Django's own ASGI handler
 instead. docs/performance.md has the figures behind this choice.
 
 Either way a request reaches Django only once its whole body has arrived, within a size and a

@@ -3,7 +3,7 @@
 A request's body is whole before it gets here (kvsite/edge.py). The bridge builds the WSGI
 environ on the loop and then runs Django one of two ways:
 
-- **on the loop thread**, for the requests `inline` picks (the node's single-key reads and its
+- **on the loop thread**, for the requests `inline` picks (when KVS_HTTP_INLINE_READS is on) (the node's single-key reads and its
   health check: a few hundred microseconds of Python each, one indexed query that never waits
   on a lock). There is no hand-off at all: no thread to wake, no GIL to pass back and forth, no
   future to resolve. While such a request runs the worker's loop does nothing else, which is

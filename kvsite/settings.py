@@ -289,10 +289,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Python code itself runs one thread at a time per process.
 KVS_HTTP_THREADS = env.int("KVS_HTTP_THREADS", default=8)
 # Whether single-key reads (GET/HEAD /api/v1/kv/{key}) and /health run on the web worker's event
-# loop thread rather than on one of those threads: no hand-off between threads, so about twice
-# the reads per second on two cores (docs/performance.md); the loop does nothing else meanwhile,
-# which costs websockets a few hundred microseconds per read. Off: every request takes a thread.
-KVS_HTTP_INLINE_READS = env.bool("KVS_HTTP_INLINE_READS", default=True)
+# loop thread rather than on one of those threads. Off by default: under uvicorn it measured
+# slower, in req/s and in CPU per answer (docs/performance.md); the loop does nothing else
+# meanwhile.
+KVS_HTTP_INLINE_READS = env.bool("KVS_HTTP_INLINE_READS", default=False)
 
 # --- HTTP edge (kvsite/edge.py, kvsite/server.py) ------------------------------------------------
 
