@@ -129,17 +129,18 @@ def servers(workers: int, candidates: bool) -> list[tuple[str, list[str], dict, 
     if not candidates:
         return chosen
     every = (*floors, "kvsite")
+    inline = {"KVS_HTTP_INLINE_READS": "true"}
     chosen[1] = (*chosen[1][:3], every)
     return [
         *chosen,
-        ("uvicorn + bridge, threads only", kvs_serve(workers), {"KVS_HTTP_INLINE_READS": "false"},
-         every),
+        ("uvicorn + bridge, reads on the loop thread",
+         kvs_serve(workers, "bench.floor_asgi:floor_application"), inline, every),
         ("uvicorn + a2wsgi", kvs_serve(workers, "bench.floor_asgi:a2wsgi_application"), {}, every),
         ("granian bare ASGI", granian(workers, "asginl", "bench.floor_asgi:application"), {},
          ("asgi",)),
         ("granian WSGI", granian(workers, "wsgi", "bench.floor_wsgi:application"), {}, every),
-        ("granian ASGI + bridge", granian(workers, "asginl", "bench.floor_asgi:floor_application"),
-         {}, every),
+        ("granian ASGI + bridge, on the loop thread",
+         granian(workers, "asginl", "bench.floor_asgi:floor_application"), inline, every),
     ]  # fmt: skip
 
 
