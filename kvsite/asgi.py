@@ -4,8 +4,8 @@ HTTP requests run through Django's WSGI handler (kvsite/bridge.py) rather than D
 handler, which starts a new thread for every request, so that every request also opens a new
 database connection. Requests run on a fixed pool of KVS_HTTP_THREADS threads that keep their
 connections (CONN_MAX_AGE), one hand-off each way per request; with KVS_HTTP_INLINE_READS
-single-key reads run on the event loop's own thread instead. Set KVS_HTTP_THREADS=0 to use Django's own ASGI handler
-instead. docs/performance.md has the figures behind this choice.
+single-key reads run on the event loop's own thread instead. Set KVS_HTTP_THREADS=0 to use
+Django's own ASGI handler instead. docs/performance.md has the figures behind this choice.
 
 Either way a request reaches Django only once its whole body has arrived, within a size and a
 time limit (kvsite/edge.py), so that a slow client holds no HTTP thread.

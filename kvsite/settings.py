@@ -244,7 +244,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "kvsite.middleware.LazyMessageMiddleware",  # Django's, storage made only when used
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
