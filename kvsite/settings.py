@@ -204,6 +204,9 @@ KVS_PUSH_ON_COMMIT = env.bool("KVS_PUSH_ON_COMMIT", default=True)
 KVS_PUSH_INTERVAL = env.float("KVS_PUSH_INTERVAL", default=1.0)
 KVS_PUSH_BATCH = env.int("KVS_PUSH_BATCH", default=500)
 KVS_PUSH_BATCH_BYTES = env.int("KVS_PUSH_BATCH_BYTES", default=4 * 1024 * 1024)
+# Bytes from which a body between nodes (replication, anti-entropy, gossip) goes zstd-compressed
+# (cluster/compression.py). Lower: fewer bytes on the wire, more CPU per small message; 0: all.
+KVS_COMPRESS_MIN_BYTES = env.int("KVS_COMPRESS_MIN_BYTES", default=4096)
 # Seconds between Merkle anti-entropy rounds with a random alive peer. Shorter: divergence (lost
 # pushes, a peer that was down) is repaired sooner; each round with equal trees costs one request.
 KVS_ANTI_ENTROPY_INTERVAL = env.float("KVS_ANTI_ENTROPY_INTERVAL", default=3.0)
@@ -496,3 +499,21 @@ CHANNEL_LAYERS = {
 }
 
 # --- End of Realtime -----------------------------------------------------------------------------
+
+# --- Queries on values ---------------------------------------------------------------------------
+
+INSTALLED_APPS += ["query"]
+# Seconds between sweeps that build declared indexes still marked `building` (a build is also
+# started right after an index is declared or arrives from a peer; the sweep catches a build
+# that a restart interrupted).
+KVS_INDEX_SWEEP_INTERVAL = env.float("KVS_INDEX_SWEEP_INTERVAL", default=5.0)
+# KVS_INDEX_BUILD_ON_COMMIT=false: declared indexes are built only by the sweep (unit tests build
+# them by calling query.services.index_build).
+KVS_INDEX_BUILD_ON_COMMIT = env.bool("KVS_INDEX_BUILD_ON_COMMIT", default=True)
+CELERY_BEAT_SCHEDULE["index-build-sweep"] = {
+    "task": "query.tasks.indexes_build_pending",
+    "schedule": KVS_INDEX_SWEEP_INTERVAL,
+    "options": {"expires": KVS_INDEX_SWEEP_INTERVAL},
+}
+
+# --- End of Queries on values --------------------------------------------------------------------
