@@ -171,6 +171,8 @@ def test_account_and_policy_calls_are_events(admin):
         ("delete", "/api/v1/acl/team/", None, "acl.delete"),
         ("put", "/api/v1/schemas/cfg/", {"type": "object"}, "schema.put"),
         ("delete", "/api/v1/schemas/cfg/", None, "schema.delete"),
+        ("put", "/api/v1/indexes/team/", {"path": "age"}, "index.create"),
+        ("delete", "/api/v1/indexes/team/?path=age", None, "index.delete"),
         ("delete", "/api/v1/groups/team", None, "group.delete"),
         ("delete", "/api/v1/users/zoe", None, "user.delete"),
     ]
