@@ -47,8 +47,10 @@ def chain_lock() -> AuditChain:
     return head
 
 
-def _pick(value: object, default):
-    return default if value is UNSET else value
+def _pick(value: object, default, *, limit: int):
+    """`value` (the origin's `default` when UNSET), cut to the column's length."""
+    value = default if value is UNSET else value
+    return value[:limit] if isinstance(value, str) else value
 
 
 # Every write runs these three statements, so they skip the ORM's query building, which costs
@@ -93,12 +95,12 @@ def events_record(events: list[EventIn], *, now: datetime | None = None) -> list
             row = AuditEvent(
                 seq=seq,
                 at=at,
-                actor=_pick(event.actor, origin.actor),
-                action=event.action,
-                target=event.target or "",
+                actor=_pick(event.actor, origin.actor, limit=150),
+                action=event.action[:64],
+                target=(event.target or "")[:1024],  # e.g. a login's username, any length
                 node=node,
-                remote=_pick(event.remote, origin.remote),
-                credential=_pick(event.credential, origin.credential),
+                remote=_pick(event.remote, origin.remote, limit=64),
+                credential=_pick(event.credential, origin.credential, limit=64),
                 detail=chain.detail_normal(event.detail),
             )
             row.hash = previous = chain.event_hash(row, previous=previous, key=key)

@@ -260,3 +260,13 @@ def test_a_websocket_refused_for_its_token_is_an_event(db, settings, monkeypatch
     assert run(scenario) == 4401
     event = newest("credential.refused")
     assert event.detail == {"kind": "token", "reason": "Invalid token."}
+
+
+def test_a_login_with_a_huge_username_is_refused_and_recorded_cut_to_size(db):
+    name = "x" * 5000
+    answer = APIClient().post(
+        "/api/v1/auth/login", {"username": name, "password": "p"}, format="json"
+    )
+    assert answer.status_code == 401
+    failed = newest("login.failed")
+    assert failed.target == name[:1024] and failed.detail["username"] == name
