@@ -288,6 +288,35 @@ def entry_meta_set(
         return entry
 
 
+def entry_ttl_set(
+    *, key: str, ttl: int | None, caller: Caller = SYSTEM, now: int | None = None
+) -> Entry:
+    """Write a new version of `key` with the same value and an expiry `ttl` seconds from now
+    (None: no expiry). Needs `w` on the live key; raise NotFound if there is none."""
+    key_validate(key)
+    client_writes_check()
+    now = wall_ms() if now is None else now
+    with store_write_lock(), transaction.atomic():
+        state = rows.state_lock()
+        current = rows.entry_by_key(key)
+        if current is None or not current.is_live(now):
+            raise NotFound(f"No key {key!r}.")
+        _require(caller, "w", current)
+        state.hlc = hlc_tick(state.hlc, now)
+        v = _local_version(
+            key,
+            state.hlc,
+            value=current.value,
+            expires_at=now + ttl * 1000 if ttl else None,
+            owner=current.owner,
+            group=current.group,
+            mode=current.mode,
+        )
+        entry = entry_apply(v, state=state, current=current)
+        audit_writes("kv.put", [entry], caller=caller, created=False, ttl=ttl, via="ttl")
+        return entry
+
+
 def principals_check(*, owner: str | None, group: str | None) -> None:
     """Raise InvalidInput unless `owner` names a user and `group` a group (None passes)."""
     if owner is not None and not get_user_model().objects.filter(username=owner).exists():
@@ -347,6 +376,7 @@ __all__ = [
     "entry_delete",
     "entry_delete_recurse",
     "entry_meta_set",
+    "entry_ttl_set",
     "entries_expire",
     "tombstones_purge",
 ]

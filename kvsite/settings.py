@@ -463,6 +463,9 @@ INSTALLED_APPS += ["pubsub"]
 # socket never drops, it pauses reading the change feed instead. Costs up to this many frames of
 # memory per slow socket.
 KVS_WS_SEND_QUEUE = env.int("KVS_WS_SEND_QUEUE", default=1000)
+# Seconds between keep-alive comments on a quiet server-sent-events watch: shorter finds a gone
+# client (and keeps proxies from timing the stream out) sooner, at one tiny write per stream each.
+KVS_SSE_KEEPALIVE = env.float("KVS_SSE_KEEPALIVE", default=15.0)
 # Seconds a process gathers applied entries before announcing them to watchers in one message.
 # Longer: fewer channel-layer messages under heavy writes; each watch event arrives that much later.
 KVS_WATCH_BATCH_DELAY = env.float("KVS_WATCH_BATCH_DELAY", default=0.002)

@@ -270,3 +270,12 @@ def test_a_login_with_a_huge_username_is_refused_and_recorded_cut_to_size(db):
     assert answer.status_code == 401
     failed = newest("login.failed")
     assert failed.target == name[:1024] and failed.detail["username"] == name
+
+
+def test_a_ttl_refresh_is_a_write_event(admin):
+    admin.put("/api/v1/kv/ttl/k", 1, format="json")
+    answer = admin.patch("/api/v1/kv/ttl/k", {"ttl": "5m"}, format="json")
+    assert answer.status_code == 200, answer.content
+    event = newest("kv.put")
+    assert (event.target, event.detail["via"], event.detail["ttl"]) == ("ttl/k", "ttl", 300)
+    assert event.detail["version"] == answer.json()["version"]
