@@ -338,3 +338,18 @@ def test_kvs_watch_prints_json_lines_and_outlives_its_node(kvs, cluster):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_kvs_query_pages_through_a_query_on_values(kvs, tmp_path):
+    for name, city in [("ann", "Oslo"), ("bob", "Rome"), ("cid", "Oslo")]:
+        ok(kvs("put", f"people2/{name}", json.dumps({"city": city})))
+    body = {"prefix": "people2/", "where": [{"path": "city", "op": "eq", "value": "Oslo"}],
+            "limit": 1}  # fmt: skip
+    found = json.loads(ok(kvs("-o", "json", "query", "-", input=json.dumps(body))))
+    assert [item["key"] for item in found["items"]] == ["people2/ann", "people2/cid"]
+    assert ok(kvs("-o", "value", "query", "-", input=json.dumps(body))).split() == [
+        "people2/ann",
+        "people2/cid",
+    ]
+    bad = kvs("query", "-", input='{"prefix": "people2/", "where": [{"op": "nope"}]}')
+    assert bad.returncode == 2, (bad.stdout, bad.stderr)
