@@ -65,10 +65,14 @@ def index_delete(*, prefix: str, path: str) -> None:
 
 
 def _execute(statements: list[str]) -> None:
-    concurrent = not connection.in_atomic_block  # PostgreSQL: CONCURRENTLY only outside one
+    if connection.in_atomic_block:  # PostgreSQL: CONCURRENTLY only outside a transaction
+        with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: may fail alone
+            for sql in statements:
+                cursor.execute(sql.replace(" CONCURRENTLY", ""))
+        return
     with connection.cursor() as cursor:
         for sql in statements:
-            cursor.execute(sql if concurrent else sql.replace(" CONCURRENTLY", ""))
+            cursor.execute(sql)
 
 
 def index_build(*, name: str) -> ValueIndex | None:
@@ -82,6 +86,10 @@ def index_build(*, name: str) -> ValueIndex | None:
         _execute(dialect().index_create(index_spec(index)))
     except Exception as exc:  # the database refused: keep the reason where admins see it
         log.exception("Building index %s failed", name)
+        try:  # PostgreSQL leaves an invalid index behind a failed CONCURRENTLY build
+            _execute(dialect().index_drop(index_spec(index)))
+        except Exception:
+            log.exception("Dropping the failed index %s failed too", name)
         ValueIndex.objects.filter(pk=index.pk).update(state=FAILED, error=str(exc)[:2000])
         index.refresh_from_db()
         return index
