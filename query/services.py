@@ -48,12 +48,16 @@ def _index_fields(*, prefix: str, path: str) -> tuple[str, str]:
 
 
 def index_put(*, prefix: str, path: str) -> tuple[ValueIndex, bool]:
-    """Declare the index of `path` under `prefix` (idempotent); it is built in the background.
-    Returns the index and whether it is new."""
+    """Declare the index of `path` under `prefix` (idempotent; a failed build is tried again);
+    it is built in the background. Returns the index and whether it is new."""
     prefix, path = _index_fields(prefix=prefix, path=path)
-    return ValueIndex.objects.get_or_create(
+    index, created = ValueIndex.objects.get_or_create(
         prefix=prefix, path=path, defaults={"name": index_name(prefix, path)}
     )
+    if index.state == FAILED:  # declaring it again tries again
+        index.state, index.error = BUILDING, ""
+        index.save(update_fields=["state", "error", "updated_at"])
+    return index, created
 
 
 def index_delete(*, prefix: str, path: str) -> None:

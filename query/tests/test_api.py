@@ -100,6 +100,7 @@ def test_indexes_api(people, make_client):
     assert again.status_code == 200
     index_build(name=made.json()["name"])
     listed = reader.get("/api/v1/indexes/").json()
+    assert listed[0]["failed"] is False and listed[0]["error"] is None
     assert [(i["prefix"], i["path"], i["state"], i["keys"]) for i in listed] == [
         ("people/", "age", "ready", 4)
     ]

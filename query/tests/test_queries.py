@@ -369,5 +369,7 @@ def test_a_failed_build_says_why_and_can_be_retried(monkeypatch):
     assert failed.state == "failed" and failed.error
     assert entries_query(query=query_parse(_body([("n", "eq", 1)]))).index is None
     monkeypatch.undo()
+    again, created = index_put(prefix="d/", path="n")
+    assert not created and again.state == "building" and not again.error
     assert index_build(name=index.name).state == "ready"
     assert entries_query(query=query_parse(_body([("n", "eq", 1)]))).index == index.name
