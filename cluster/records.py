@@ -63,6 +63,12 @@ def _mirroring() -> bool:
     return not getattr(_local, "active", False)
 
 
+def record_change_local() -> bool:
+    """Whether a security record changing now is changed by this node (not materialized from a
+    peer's record): the audit trail records only those."""
+    return _mirroring()
+
+
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 

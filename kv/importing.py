@@ -22,7 +22,7 @@ from .keys import key_validate
 from .locking import store_write_lock
 from .models import Entry, StoreState
 from .policy import creation_policy, value_validate
-from .services import client_writes_check, entry_apply, principals_check
+from .services import audit_writes, client_writes_check, entry_apply, principals_check
 from .versions import Version
 
 WRITTEN, SKIPPED, REFUSED = "written", "skipped", "refused"
@@ -77,6 +77,8 @@ def entries_import(
             if outcome.status == WRITTEN:
                 stored[item.key] = outcome.entry  # a later line of the same key sees it
             outcomes.append(outcome)
+        written = [o.entry for o in outcomes if o.status == WRITTEN and o.entry is not None]
+        audit_writes("kv.put", written, caller=caller, via="import")
     return outcomes
 
 

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from audit.services import events_record, write_event
 from cluster.node import MODE_LEFT, MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
@@ -176,7 +177,14 @@ def entry_put(
             mode=mode,
         )
         entry = entry_apply(v, state=state, current=current)
+        audit_writes("kv.put", [entry], caller=caller, created=live is None, ttl=ttl)
     return entry, live is None
+
+
+def audit_writes(action: str, entries: list[Entry], *, caller: Caller, **detail) -> None:
+    """Record client writes of `entries` in the audit trail, inside the write's transaction
+    (the remote address and credential come from the request being served)."""
+    events_record([write_event(action, e, actor=caller.username, **detail) for e in entries])
 
 
 def _require(caller: Caller, perm: str, entry: Entry) -> None:
@@ -203,7 +211,9 @@ def entry_delete(
             raise NotFound(f"No key {key!r}.")
         _require(caller, "d", live)
         _cas_check(cas, live)
-        return _tombstone(live, state=state, now=now)
+        tombstone = _tombstone(live, state=state, now=now)
+        audit_writes("kv.delete", [tombstone], caller=caller)
+        return tombstone
 
 
 def _tombstone(live: Entry, *, state: StoreState, now: int) -> Entry:
@@ -232,8 +242,8 @@ def entry_delete_recurse(*, key: str, caller: Caller = SYSTEM, now: int | None =
         doomed = list(live.order_by("key"))
         for entry in doomed:
             _require(caller, "d", entry)
-        for entry in doomed:
-            _tombstone(entry, state=state, now=now)
+        tombstones = [_tombstone(entry, state=state, now=now) for entry in doomed]
+        audit_writes("kv.delete", tombstones, caller=caller, recurse=key)
     return len(doomed)
 
 
@@ -271,6 +281,36 @@ def entry_meta_set(
             owner=owner if "owner" in fields else current.owner,
             group=group if "group" in fields else current.group,
             mode=mode if "mode" in fields else current.mode,
+        )
+        entry = entry_apply(v, state=state, current=current)
+        meta = {"owner": entry.owner, "group": entry.group, "mode": entry.mode}
+        audit_writes("kv.meta", [entry], caller=caller, **meta)
+        return entry
+
+
+def entry_ttl_set(
+    *, key: str, ttl: int | None, caller: Caller = SYSTEM, now: int | None = None
+) -> Entry:
+    """Write a new version of `key` with the same value and an expiry `ttl` seconds from now
+    (None: no expiry). Needs `w` on the live key; raise NotFound if there is none."""
+    key_validate(key)
+    client_writes_check()
+    now = wall_ms() if now is None else now
+    with store_write_lock(), transaction.atomic():
+        state = rows.state_lock()
+        current = rows.entry_by_key(key)
+        if current is None or not current.is_live(now):
+            raise NotFound(f"No key {key!r}.")
+        _require(caller, "w", current)
+        state.hlc = hlc_tick(state.hlc, now)
+        v = _local_version(
+            key,
+            state.hlc,
+            value=current.value,
+            expires_at=now + ttl * 1000 if ttl else None,
+            owner=current.owner,
+            group=current.group,
+            mode=current.mode,
         )
         return entry_apply(v, state=state, current=current)
 
@@ -334,6 +374,7 @@ __all__ = [
     "entry_delete",
     "entry_delete_recurse",
     "entry_meta_set",
+    "entry_ttl_set",
     "entries_expire",
     "tombstones_purge",
 ]

@@ -152,6 +152,20 @@ KVS_BACKUP_RETENTION_DAYS = env.float("KVS_BACKUP_RETENTION_DAYS", default=7.0)
 
 # --- End of Backups ------------------------------------------------------------------------------
 
+# --- Audit trail (audit/) ------------------------------------------------------------------------
+
+# The key of this node's audit chain (HMAC-SHA256): a file outside the database, created (mode
+# 0600) on first use. Whoever can edit the database but not read this file cannot forge events.
+# Keep it with the node's data directory (and its backups): without it the trail cannot be
+# verified, and a new key starts a chain that verifies only from the next event on.
+KVS_AUDIT_KEY_FILE = Path(env.str("KVS_AUDIT_KEY_FILE", default=str(KVS_DATA_DIR / "audit_key")))
+# Days audit events are kept; older ones are pruned hourly, a whole oldest stretch at a time,
+# and the chain still verifies from the last pruned event (its anchor). 0: keep everything.
+# Longer: more history to investigate, a larger database and a longer verify.
+KVS_AUDIT_RETENTION_DAYS = env.float("KVS_AUDIT_RETENTION_DAYS", default=0.0)
+
+# --- End of Audit trail --------------------------------------------------------------------------
+
 # --- Cluster -------------------------------------------------------------------------------------
 
 # Seconds between gossip rounds. Shorter: faster failure detection and convergence, but more
@@ -236,6 +250,7 @@ INSTALLED_APPS = [
     "cluster",
     "ops",
     "backups",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +262,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.context.AuditContextMiddleware",  # after auth: audit events name the request's user
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -419,6 +435,12 @@ if _backup_schedule is not None:
         "schedule": _backup_schedule,
         "options": {"expires": 600},  # a backup that could not start in 10 min waits for the next
     }
+if KVS_AUDIT_RETENTION_DAYS > 0:
+    CELERY_BEAT_SCHEDULE["audit-prune"] = {
+        "task": "audit.tasks.audit_prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    }
 # Periodic tasks that are late are worthless: drop them rather than run a backlog.
 CELERY_TASK_DEFAULT_EXPIRES = 30
 
@@ -441,6 +463,9 @@ INSTALLED_APPS += ["pubsub"]
 # socket never drops, it pauses reading the change feed instead. Costs up to this many frames of
 # memory per slow socket.
 KVS_WS_SEND_QUEUE = env.int("KVS_WS_SEND_QUEUE", default=1000)
+# Seconds between keep-alive comments on a quiet server-sent-events watch: shorter finds a gone
+# client (and keeps proxies from timing the stream out) sooner, at one tiny write per stream each.
+KVS_SSE_KEEPALIVE = env.float("KVS_SSE_KEEPALIVE", default=15.0)
 # Seconds a process gathers applied entries before announcing them to watchers in one message.
 # Longer: fewer channel-layer messages under heavy writes; each watch event arrives that much later.
 KVS_WATCH_BATCH_DELAY = env.float("KVS_WATCH_BATCH_DELAY", default=0.002)
