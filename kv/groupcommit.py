@@ -1,0 +1,113 @@
+"""Group commit: the client writes that arrive together in a process share one transaction.
+
+Web requests run in threads. Each client write is queued; the first writer finding no batch
+under way becomes the leader: it takes the store write lock (which also waits for the other
+processes of the node, see kv.locking), takes every write queued by then (up to
+KVS_GROUP_COMMIT_MAX) and applies them with `entries_apply_batch`, in queue order, with
+consecutive revisions and one commit. Then it hands each writer its own outcome (a failed cas or
+an ACL refusal fails only its own write) and passes the lead to the first write still queued.
+While a leader waits for the lock or for the database, the next writes queue up: the more
+writers, the larger the batches, with no timer and no wait for a single writer.
+
+A write inside an open transaction (a test, an admin action, a form that saves two writes in one
+savepoint) is applied at once in that transaction, as a batch of one: it cannot join another
+thread's transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from .batch import Outcome, Write, entries_apply_batch
+from .locking import store_write_lock
+
+
+class _Queued:
+    __slots__ = ("write", "keys", "outcome", "lead", "ready")
+
+    def __init__(self, write: Write, keys: tuple[str, ...]) -> None:
+        self.write, self.keys = write, keys
+        self.outcome: Outcome | None = None
+        self.lead = False
+        self.ready = threading.Event()
+
+
+_queue: deque[_Queued] = deque()
+_mutex = threading.Lock()
+_leading = False  # whether some thread of this process leads a batch now
+
+
+def write_submit(write: Write, *, keys: tuple[str, ...] = ()) -> Any:
+    """Apply `write` (reading `keys`) in the next batch of this process; return its result or
+    raise its error."""
+    global _leading
+    if connection.in_atomic_block:
+        return entries_apply_batch([write], keys=keys)[0].get()
+    queued = _Queued(write, keys)
+    with _mutex:
+        _queue.append(queued)
+        if not _leading:
+            _leading = queued.lead = True
+    if not queued.lead:
+        queued.ready.wait()
+    if queued.outcome is None:  # handed the lead
+        _lead()
+    return queued.outcome.get()
+
+
+def _lead() -> None:
+    """Under the store write lock, apply the writes queued by then (the leader's own is the first:
+    the lead always goes to the head of the queue), then pass the lead on to the next queued write
+    or give it up when none is left."""
+    global _leading
+    batch: list[_Queued] = []
+    try:
+        with store_write_lock():
+            batch = _take()
+            _apply(batch)
+    finally:
+        for queued in batch:
+            if queued.outcome is None:  # a bug or an interrupt: fail them, not hang them
+                queued.outcome = Outcome(error=RuntimeError("The batch of this write failed."))
+        with _mutex:
+            following = _queue[0] if _queue else None
+            if following is None:
+                _leading = False
+            else:
+                following.lead = True
+        for queued in batch:
+            if not queued.lead:
+                queued.ready.set()
+        if following is not None:
+            following.ready.set()
+
+
+def _take() -> list[_Queued]:
+    limit = settings.KVS_GROUP_COMMIT_MAX
+    with _mutex:
+        return [_queue.popleft() for _ in range(min(limit, len(_queue)))]
+
+
+def _apply(batch: list[_Queued]) -> None:
+    """Run the batch; if the database fails it, run each write alone so that the error lands on
+    the write that caused it."""
+    keys = [key for queued in batch for key in queued.keys]
+    try:
+        outcomes = entries_apply_batch([queued.write for queued in batch], keys=keys)
+    except Exception as error:
+        if len(batch) == 1:
+            batch[0].outcome = Outcome(error=error)
+            return
+        for queued in batch:
+            try:
+                queued.outcome = entries_apply_batch([queued.write], keys=queued.keys)[0]
+            except Exception as alone:
+                queued.outcome = Outcome(error=alone)
+        return
+    for queued, outcome in zip(batch, outcomes, strict=True):
+        queued.outcome = outcome
