@@ -199,8 +199,16 @@ def entries_apply_batch(writes: Sequence[Write], *, keys: Iterable[str] = ()) ->
     consecutive in the order the versions were stored. Watchers and push replication hear of the
     whole batch once, after commit. A database error fails the whole batch (it raises).
     """
+    return entries_apply_taken(lambda: (writes, keys))
+
+
+def entries_apply_taken(take: Callable[[], tuple[Sequence[Write], Iterable[str]]]) -> list[Outcome]:
+    """`entries_apply_batch` of the writes and keys that `take()` gives once the store is locked
+    (the state row too: on PostgreSQL that is the lock), so that a group commit gathers the
+    writes that arrive while it waits."""
     with store_write_lock(), transaction.atomic():
         batch = Batch(rows.state_lock())
+        writes, keys = take()
         batch.prefetch(keys)
         outcomes = [batch._run(write) for write in writes]
         batch._flush()

@@ -23,8 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from .batch import Outcome, Write, entries_apply_batch
-from .locking import store_write_lock
+from .batch import Outcome, Write, entries_apply_batch, entries_apply_taken
 
 
 class _Queued:
@@ -56,20 +55,22 @@ def write_submit(write: Write, *, keys: tuple[str, ...] = ()) -> Any:
     if not queued.lead:
         queued.ready.wait()
     if queued.outcome is None:  # handed the lead
-        _lead()
+        _lead(queued)
     return queued.outcome.get()
 
 
-def _lead() -> None:
+def _lead(own: _Queued) -> None:
     """Under the store write lock, apply the writes queued by then (the leader's own is the first:
     the lead always goes to the head of the queue), then pass the lead on to the next queued write
     or give it up when none is left."""
     global _leading
     batch: list[_Queued] = []
     try:
-        with store_write_lock():
-            batch = _take()
-            _apply(batch)
+        _apply(batch)
+    except Exception as error:  # before anything was taken (the database is unreachable…)
+        with _mutex:
+            _queue.remove(own)
+        own.outcome = Outcome(error=error)
     finally:
         for queued in batch:
             if queued.outcome is None:  # a bug or an interrupt: fail them, not hang them
@@ -87,19 +88,21 @@ def _lead() -> None:
             following.ready.set()
 
 
-def _take() -> list[_Queued]:
-    limit = settings.KVS_GROUP_COMMIT_MAX
-    with _mutex:
-        return [_queue.popleft() for _ in range(min(limit, len(_queue)))]
-
-
 def _apply(batch: list[_Queued]) -> None:
-    """Run the batch; if the database fails it, run each write alone so that the error lands on
-    the write that caused it."""
-    keys = [key for queued in batch for key in queued.keys]
+    """Take the queued writes into `batch` once the store is locked and run them; if the database
+    fails the batch, run each write alone so that the error lands on the write that caused it."""
+
+    def take() -> tuple[list[Write], list[str]]:
+        limit = settings.KVS_GROUP_COMMIT_MAX
+        with _mutex:
+            batch.extend(_queue.popleft() for _ in range(min(limit, len(_queue))))
+        return [queued.write for queued in batch], [k for queued in batch for k in queued.keys]
+
     try:
-        outcomes = entries_apply_batch([queued.write for queued in batch], keys=keys)
+        outcomes = entries_apply_taken(take)
     except Exception as error:
+        if not batch:
+            raise
         if len(batch) == 1:
             batch[0].outcome = Outcome(error=error)
             return
