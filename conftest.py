@@ -34,8 +34,10 @@ def _local_cache(settings):
 
 @pytest.fixture(autouse=True)
 def _no_push_tasks(settings):
-    """Unit tests have no broker: changes are not handed to Celery for replication."""
+    """Unit tests have no broker: changes are not handed to Celery for replication, nor
+    declared indexes for building."""
     settings.KVS_PUSH_ON_COMMIT = False
+    settings.KVS_INDEX_BUILD_ON_COMMIT = False
 
 
 @pytest.fixture

@@ -56,7 +56,14 @@ class AdminLoginForm(AdminAuthenticationForm):
                 raise ValidationError(str(exc.detail), code="throttled") from None
             except AuthenticationFailed:
                 raise self.get_invalid_login_error() from None
-            self.confirm_login_allowed(self.user_cache)
+            try:
+                self.confirm_login_allowed(self.user_cache)
+            except ValidationError as refusal:
+                address = self.request.META.get("REMOTE_ADDR") if self.request else None
+                reason = f"admin: {' '.join(refusal.messages)}"
+                services.login_refused(username=username, address=address, reason=reason)
+                raise
+            services.login_succeeded(user=self.user_cache, via="admin")
         return self.cleaned_data
 
 

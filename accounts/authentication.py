@@ -171,6 +171,24 @@ def bearer_authenticate(raw: str) -> tuple[User, ApiToken | AccessToken]:
     return token.user, token
 
 
+def bearer_refusal_detail(raw: str) -> dict:
+    """What an audit event may say of a refused bearer value: its kind and, for a known token,
+    its id (never the secret, nor anything that finds it)."""
+    if _JWT_SHAPE.match(raw):
+        return {"kind": "jwt"}
+    token_id = (
+        ApiToken.objects.filter(secret_hash=token_hash(raw)).values_list("id", flat=True).first()
+    )
+    return {"kind": "token", "token": token_id} if token_id else {"kind": "token"}
+
+
+def bearer_refused(raw: str, failure: AuthenticationFailed, *, address: str | None = None) -> None:
+    """Record the refusal of a bearer value in the audit trail."""
+    from .services import credential_refused
+
+    credential_refused(reason=str(failure.detail), address=address, **bearer_refusal_detail(raw))
+
+
 def token_cache_clear() -> None:
     """Forget every cached verification in this process."""
     _verified.clear()
@@ -221,7 +239,11 @@ class BearerTokenAuthentication(BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise AuthenticationFailed("Malformed token.") from None
-        return bearer_authenticate(raw)
+        try:
+            return bearer_authenticate(raw)
+        except AuthenticationFailed as failure:
+            bearer_refused(raw, failure)
+            raise
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="kvsite"'

@@ -5,6 +5,7 @@ WRITE = "write"
 DELETE = "delete"
 PUBSUB = "pubsub"
 ADMIN_ACL = "admin:acl"
+ADMIN_AUDIT = "admin:audit"
 ALL = "*"
 
 SCOPES = (
@@ -24,6 +25,7 @@ SCOPES = (
     "admin:tokens:revoke",
     ADMIN_ACL,
     "admin:cluster",
+    ADMIN_AUDIT,
 )
 
 

@@ -20,6 +20,7 @@ from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from audit.services import event_record
 from kv.keys import prefix_validate
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput
 from kvsite.throttling import LoginAttempt, LoginThrottle
@@ -206,6 +207,7 @@ def group_update(
     return group
 
 
+@transaction.atomic
 def group_delete(*, group: Group) -> None:
     """Delete `group`; its members stay."""
     group.delete()
@@ -231,6 +233,7 @@ def _grant_check(credential: Credential, *, user: User, scopes: list[str], prefi
         raise Forbidden("Only a superuser's unconfined '*' credential may issue superuser tokens.")
 
 
+@transaction.atomic
 def token_create(
     *,
     user: User,
@@ -270,6 +273,7 @@ def token_create(
     return IssuedToken(token=token, secret=secret)
 
 
+@transaction.atomic
 def token_revoke(*, token_id: str) -> ApiToken:
     """Mark the token revoked (again is a no-op); it fails authentication from now on."""
     token = token_get(token_id=token_id)
@@ -290,8 +294,20 @@ def jwt_issue(*, user: User) -> dict[str, str]:
 
 
 def login_refused(*, username: str | None, address: str | None, reason: str) -> None:
-    """Note a refused or throttled login or refresh (a WARNING now; the audit trail's hook)."""
+    """Note a refused or throttled login or refresh: a WARNING, and an audit event."""
     log.warning("login refused: user=%r address=%s reason=%s", username, address, reason)
+    detail = {"username": username, "reason": reason}
+    event_record("login.failed", target=username or "", detail=detail, actor=None, credential=None)
+
+
+def credential_refused(*, reason: str, kind: str, address: str | None = None, **detail) -> None:
+    """Note a refused credential (invalid, expired, revoked): an audit event, never its secret."""
+    detail = {"kind": kind, "reason": reason, **detail}
+    origin = {"remote": address} if address is not None else {}
+    event_record(
+        "credential.refused", target=detail.get("token", ""), detail=detail, actor=None,
+        credential=None, **origin,
+    )  # fmt: skip
 
 
 def _login_attempt(request, *, username: str | None, what: str) -> LoginAttempt | None:
@@ -328,9 +344,16 @@ def password_authenticate(*, username: str, password: str, request=None) -> User
     return user
 
 
+def login_succeeded(*, user: User, via: str) -> None:
+    """Note a password login that let `user` in (`via`: api or admin) in the audit trail."""
+    detail = {"via": via}
+    event_record("login", target=user.username, detail=detail, actor=user.username, credential=None)
+
+
 def jwt_login(*, username: str, password: str, request=None) -> dict[str, str]:
     """The JWT pair of an active user who gave the right password; 401 (or 429) otherwise."""
     user = password_authenticate(username=username, password=password, request=request)
+    login_succeeded(user=user, via="api")
     update_last_login(None, user)
     return jwt_issue(user=user)
 

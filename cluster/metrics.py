@@ -42,6 +42,19 @@ ANTIENTROPY_BYTES = Counter(
     ["peer", "direction"],
 )
 
+WIRE_BYTES = Counter(
+    "kvs_cluster_bytes_total",
+    "Bytes of node-to-node bodies this node sent and received as a client, per internal path:"
+    " as on the wire (form=wire, compressed from KVS_COMPRESS_MIN_BYTES) and as JSON (form=json).",
+    ["path", "direction", "form"],
+)
+
+
+def wire_counted(*, path: str, direction: str, wire: int, plain: int) -> None:
+    """One body of `plain` JSON bytes that crossed the wire as `wire` bytes."""
+    WIRE_BYTES.labels(path, direction, "wire").inc(wire)
+    WIRE_BYTES.labels(path, direction, "json").inc(plain)
+
 
 def push_counted(*, peer: str, versions: int) -> None:
     """One batch of `versions` the peer accepted."""

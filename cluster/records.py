@@ -1,7 +1,7 @@
 """Security records travel between nodes as reserved entries.
 
-Users, groups, API tokens (hashes only), ACL rules and schemas are mirrored into entries under
-`_sys/<kind>/<name>` whenever they change on this node, so push replication and Merkle
+Users, groups, API tokens (hashes only), ACL rules, schemas and value indexes are mirrored into
+entries under `_sys/<kind>/<name>` whenever they change on this node, so push replication and Merkle
 anti-entropy carry them like any key, last writer wins per record. When such an entry arrives
 from another node it is materialized back into its table. Records that depend on others (a token
 on its user, a membership on its group) are materialized again when what they need arrives.
@@ -28,9 +28,11 @@ from kv.keys import prefix_successor
 from kv.models import AclRule, Entry, PrefixSchema
 from kv.services import SYSTEM_PREFIX, system_record_put
 from kv.signals import Change, entries_applied
+from query.models import ValueIndex, index_name
 
 USERS, GROUPS, TOKENS, ACL, SCHEMAS = "users", "groups", "tokens", "acl", "schemas"
-RECORD_KINDS = frozenset((USERS, GROUPS, TOKENS, ACL, SCHEMAS))
+INDEXES = "indexes"
+RECORD_KINDS = frozenset((USERS, GROUPS, TOKENS, ACL, SCHEMAS, INDEXES))
 _USER_FIELDS = (
     "email", "password", "first_name", "last_name", "is_superuser", "is_staff", "is_active"
 )  # fmt: skip
@@ -59,6 +61,12 @@ def _materializing() -> Iterator[None]:
 
 def _mirroring() -> bool:
     return not getattr(_local, "active", False)
+
+
+def record_change_local() -> bool:
+    """Whether a security record changing now is changed by this node (not materialized from a
+    peer's record): the audit trail records only those."""
+    return _mirroring()
 
 
 def _iso(value) -> str | None:
@@ -204,6 +212,17 @@ def _on_schema_deleted(sender, instance: PrefixSchema, **kwargs) -> None:
         _publish(SCHEMAS, instance.prefix, None)
 
 
+def _on_index_saved(sender, instance: ValueIndex, created: bool = False, **kwargs) -> None:
+    if _mirroring() and created:  # later saves only record the local build's progress
+        record = {"name": instance.name, "prefix": instance.prefix, "path": instance.path}
+        _publish(INDEXES, instance.name, record)
+
+
+def _on_index_deleted(sender, instance: ValueIndex, **kwargs) -> None:
+    if _mirroring():
+        _publish(INDEXES, instance.name, None)
+
+
 def connect_mirrors() -> None:
     """Mirror every change of a security record into its `_sys/` entry (called once at startup)."""
     for model, saved, deleted in (
@@ -212,6 +231,7 @@ def connect_mirrors() -> None:
         (ApiToken, _on_token_saved, _on_token_deleted),
         (AclRule, _on_rule_saved, _on_rule_deleted),
         (PrefixSchema, _on_schema_saved, _on_schema_deleted),
+        (ValueIndex, _on_index_saved, _on_index_deleted),
     ):
         post_save.connect(saved, sender=model, dispatch_uid=f"kvs-mirror-save-{model.__name__}")
         post_delete.connect(deleted, sender=model, dispatch_uid=f"kvs-mirror-del-{model.__name__}")
@@ -315,12 +335,22 @@ def _schema_materialize(prefix: str, record: dict | None) -> None:
         PrefixSchema.objects.update_or_create(prefix=prefix, defaults={"schema": record["schema"]})
 
 
+def _index_materialize(name: str, record: dict | None) -> None:
+    if record is None:
+        for index in ValueIndex.objects.filter(name=name):
+            index.delete()  # one by one: each drops its database index
+    else:
+        fields = {"prefix": record["prefix"], "path": record["path"]}
+        ValueIndex.objects.get_or_create(name=name, defaults=fields)
+
+
 _MATERIALIZERS = {
     USERS: _user_materialize,
     GROUPS: _group_materialize,
     TOKENS: _token_materialize,
     ACL: _rule_materialize,
     SCHEMAS: _schema_materialize,
+    INDEXES: _index_materialize,
 }
 
 
@@ -411,6 +441,23 @@ def _schema_problem(name: str, record: dict) -> str | None:
     return None
 
 
+def _index_problem(name: str, record: dict) -> str | None:
+    from kvsite.exceptions import InvalidInput
+    from query.language import path_format, path_parse
+
+    prefix, path = record["prefix"], record["path"]
+    if not _fits(ValueIndex, "prefix", prefix) or not _fits(ValueIndex, "path", path):
+        return "prefix and path are not text of the column's length"
+    try:
+        if path_format(path_parse(path)) != path:
+            return "the path is not in its normal form"
+    except InvalidInput:
+        return "the path is no dot path the query language accepts"
+    if record["name"] != name or index_name(prefix, path) != name:
+        return "the name is not the index name of its prefix and path"
+    return None
+
+
 _RECORD_FIELDS = {
     USERS: frozenset((*_USER_FIELDS, "username", "date_joined", "groups")),
     GROUPS: frozenset(("name",)),
@@ -420,6 +467,7 @@ _RECORD_FIELDS = {
     ),
     ACL: frozenset(("prefix", "owner", "group", "mode")),
     SCHEMAS: frozenset(("prefix", "schema")),
+    INDEXES: frozenset(("name", "prefix", "path")),
 }
 _RECORD_PROBLEMS = {
     USERS: _user_problem,
@@ -427,6 +475,7 @@ _RECORD_PROBLEMS = {
     TOKENS: _token_problem,
     ACL: _rule_problem,
     SCHEMAS: _schema_problem,
+    INDEXES: _index_problem,
 }
 
 

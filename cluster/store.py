@@ -10,6 +10,8 @@ from typing import Protocol
 
 from django.db import transaction
 
+from audit.services import EventIn, events_record
+
 from .membership import MemberState, MemberTable
 from .models import LocalNode, Member
 
@@ -60,6 +62,25 @@ def _save(table: MemberTable, rows: dict[str, Member]) -> None:
     Member.objects.bulk_create(new)
     if table.removed:
         Member.objects.filter(node_id__in=table.removed).delete()
+    events_record(_membership_events(table, rows))
+
+
+def _membership_events(table: MemberTable, rows: dict[str, Member]) -> list[EventIn]:
+    """Audit events for the members that joined the table, changed status or were forgotten
+    (heartbeats and last-seen times are not membership changes)."""
+    events = []
+    for node_id in sorted(table.changed):
+        state, old = table.get(node_id), rows.get(node_id)
+        if old is None:
+            detail = {"url": state.url, "status": state.status, "incarnation": state.incarnation}
+            events.append(EventIn(action="member.join", target=node_id, detail=detail))
+        elif old.status != state.status:
+            detail = {"from": old.status, "to": state.status, "incarnation": state.incarnation}
+            events.append(EventIn(action="member.status", target=node_id, detail=detail))
+    for node_id in sorted(table.removed):
+        if node_id in rows:
+            events.append(EventIn(action="member.forget", target=node_id))
+    return events
 
 
 class MemoryMemberStore:

@@ -12,7 +12,17 @@ import orjson
 
 from kv.hlc import wall_ms
 
+from .compression import (
+    HEADER_ACCEPT,
+    HEADER_ENCODING,
+    MAX_ANSWER_BYTES,
+    ZSTD,
+    BadEncoding,
+    body_decode,
+    body_encode,
+)
 from .config import Config
+from .metrics import wire_counted
 from .signing import ANY_NODE, HEADER_SIGNATURE, BadSignature, sign_request, verify_response
 
 
@@ -70,12 +80,14 @@ class HttpTransport:
         """POST `payload` signed for the node `to`; its answer once the signature checks out
         (signed by `to` itself, unless `to` is ANY_NODE)."""
         client = self._client or _shared_client()
-        body = orjson.dumps(payload)
+        plain = orjson.dumps(payload)
+        body, encoding = body_encode(plain)
+        wire_counted(path=path, direction="sent", wire=len(body), plain=len(plain))
         request = client.build_request(
             "POST",
             member_url.rstrip("/") + path,
             content=body,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", HEADER_ACCEPT: ZSTD, **encoding},
             timeout=self.timeout_s,
         )
         signed = sign_request(
@@ -102,8 +114,14 @@ class HttpTransport:
                 body=response.content,
                 headers=response.headers,
             )
-            answer = orjson.loads(response.content)
-        except (BadSignature, orjson.JSONDecodeError) as error:
+            content = body_decode(
+                response.content, response.headers.get(HEADER_ENCODING), limit=MAX_ANSWER_BYTES
+            )
+            wire_counted(
+                path=path, direction="received", wire=len(response.content), plain=len(content)
+            )
+            answer = orjson.loads(content)
+        except (BadSignature, BadEncoding, orjson.JSONDecodeError) as error:
             raise TransportError(f"{member_url}{path}: {error}") from error
         if to != ANY_NODE and answered_by != to:
             raise TransportError(f"{member_url}{path}: answered by {answered_by!r}, not {to!r}")

@@ -6,8 +6,8 @@ error. `entries_apply_batch` runs a list of writes in order in one transaction u
 write lock: a write that raises changes nothing (its staged versions are dropped) and never fails
 the others. Versions are staged in memory and flushed with a few statements for the whole batch
 (one upsert of the entries, one insert of the history versions and one trim, one read and one
-update of the touched Merkle leaves, one update of the state row), and one `entries_applied`
-signal is sent after commit for the whole batch.
+update of the touched Merkle leaves, one update of the state row, one insert of the audit events
+of the client writes), and one `entries_applied` signal is sent after commit for the whole batch.
 
 Client writes reach it through `kv.groupcommit`, which gathers the writes that arrive together in
 a process into one batch; imports, replication and expiry call it directly.
@@ -65,6 +65,7 @@ class Batch:
         self._stored: list[_Stored] = []
         self._flushed = 0  # how many of _stored are written to the database
         self._undo: list[tuple[str, Entry | None]] = []  # (key, its entry before the store)
+        self._audit: list = []  # audit.services.EventIn of the client writes, in order
 
     # --- what writes call ------------------------------------------------------------------------
 
@@ -124,6 +125,11 @@ class Batch:
         self._stored.append(_Stored(entry, current))
         return entry
 
+    def audit(self, events: list) -> None:
+        """Record audit events (`audit.services.EventIn`, origin filled in) with the batch: one
+        insert for the whole batch, in its transaction."""
+        self._audit.extend(events)
+
     def sync(self) -> None:
         """Write what is staged to the database now, for a write that queries the entry table
         itself (call it before staging anything)."""
@@ -132,16 +138,17 @@ class Batch:
     # --- what entries_apply_batch calls ----------------------------------------------------------
 
     def _run(self, write: Write) -> Outcome:
-        mark = (len(self._stored), len(self._undo), self.state.revision)
+        mark = (len(self._stored), len(self._undo), len(self._audit), self.state.revision)
         try:
             return Outcome(result=write(self))
         except Exception as error:  # the write's own error; it stages nothing
-            stored, undo, revision = mark  # (the clock keeps what it ticked: it never goes back)
+            stored, undo, audit, revision = mark  # (the clock keeps what it ticked: never back)
             assert stored >= self._flushed, "a write that syncs must do so before it stores"
             del self._stored[stored:]
             for key, entry in reversed(self._undo[undo:]):
                 self._entries[key] = entry
             del self._undo[undo:]
+            del self._audit[audit:]
             self.state.revision = revision
             return Outcome(error=error)
 
@@ -213,6 +220,10 @@ def entries_apply_taken(take: Callable[[], tuple[Sequence[Write], Iterable[str]]
         outcomes = [batch._run(write) for write in writes]
         batch._flush()
         rows.state_save(batch.state)
+        if batch._audit:
+            from audit.services import events_record
+
+            events_record(batch._audit)
         changes = [
             Change(s.entry.key, s.entry.revision, s.entry.deleted, s.entry.origin)
             for s in batch._stored

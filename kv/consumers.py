@@ -1,4 +1,5 @@
-"""Websocket consumers of the store: the watch (protocol adapters over kv.watch)."""
+"""Consumers of the store: the watch over a websocket and over server-sent events (protocol
+adapters over kv.watch)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rest_framework.exceptions import APIException
 
 from accounts.permissions import key_scope_check
 from accounts.scopes import READ
+from kvsite.eventstream import EventStream
 from kvsite.exceptions import KvsError
 from kvsite.realtime import RealtimeConsumer, frame_encode
 from kvsite.ws_auth import WsRequest, query_params
@@ -38,7 +40,7 @@ class WatchConsumer(RealtimeConsumer):
     async def connect(self) -> None:
         try:
             request = self.credential()
-            self.prefix, since = watch_params(query_params(self.scope))
+            self.prefix, since = watch_params(self.watch_query())
             key_scope_check(request, READ, self.prefix)
         except (KvsError, APIException) as error:
             await self.refuse(error)
@@ -52,6 +54,10 @@ class WatchConsumer(RealtimeConsumer):
         self.wake = asyncio.Event()
         await self.accept()
         self.run_task(self._follow(head, node))
+
+    def watch_query(self) -> dict[str, str]:
+        """The watch's parameters: `prefix` and `since`."""
+        return query_params(self.scope)
 
     def credential_renewed(self, request: WsRequest) -> None:
         key_scope_check(request, READ, self.prefix)
@@ -87,3 +93,18 @@ class WatchConsumer(RealtimeConsumer):
             )
             for frame in frames:
                 await self.offer_wait(frame)  # a slow reader pauses the feed; nothing is lost
+
+
+class WatchStreamConsumer(EventStream, WatchConsumer):
+    """`GET /api/v1/watch?prefix=p[&since=rev]`: the same watch as server-sent events, each event's
+    `id:` its revision; a reconnecting client's `Last-Event-ID` stands for `since`."""
+
+    kind = "watch-sse"
+
+    def watch_query(self) -> dict[str, str]:
+        params = query_params(self.scope)
+        if "since" not in params:
+            for name, value in self.scope.get("headers", []):
+                if name.lower() == b"last-event-id" and value.strip():
+                    params["since"] = value.decode("latin-1").strip()
+        return params

@@ -16,8 +16,10 @@ thread's transaction.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import deque
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -47,7 +49,8 @@ def write_submit(write: Write, *, keys: tuple[str, ...] = ()) -> Any:
     global _leading
     if connection.in_atomic_block:
         return entries_apply_batch([write], keys=keys)[0].get()
-    queued = _Queued(write, keys)
+    # the leader runs the write in the writer's context: the audit trail sees the writer's request
+    queued = _Queued(partial(contextvars.copy_context().run, write), keys)
     with _mutex:
         _queue.append(queued)
         if not _leading:

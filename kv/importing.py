@@ -21,7 +21,7 @@ from .hlc import wall_ms
 from .keys import key_validate
 from .models import Entry
 from .policy import creation_policy, value_validate
-from .services import client_writes_check, principals_check
+from .services import audit_writes, client_writes_check, principals_check
 from .versions import Version
 
 WRITTEN, SKIPPED, REFUSED = "written", "skipped", "refused"
@@ -111,7 +111,9 @@ def _import_one(
         key=item.key, version=uuid.uuid4(), hlc=batch.tick(now), origin=node.node_id,
         origin_joined_at=node.joined_at, value=item.value, expires_at=item.expires_at, **meta,
     )  # fmt: skip
-    return ImportOutcome(WRITTEN, entry=batch.store(version))
+    entry = batch.store(version)
+    audit_writes(batch, "kv.put", [entry], caller=caller, via="import")
+    return ImportOutcome(WRITTEN, entry=entry)
 
 
 def _equal(live: Entry, item: ImportItem) -> bool:

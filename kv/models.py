@@ -4,6 +4,7 @@ the node's store state (hlc, revision counter, Merkle root)."""
 from django.db import models
 
 from .acl import mode_format
+from .fields import JsonTextField
 from .hlc import hlc_ms
 
 
@@ -25,7 +26,7 @@ class Entry(models.Model):
     """The current version of one key; `deleted` marks a tombstone."""
 
     key = models.CharField(max_length=1024, unique=True)
-    value = models.TextField(null=True, blank=True, help_text="The value as JSON text.")
+    value = JsonTextField(null=True, blank=True, help_text="The value as JSON text.")
     version = models.UUIDField()
     hlc = models.BigIntegerField()
     origin = models.CharField(max_length=64, help_text="Node that wrote this version.")
@@ -63,7 +64,7 @@ class EntryVersion(models.Model):
     """A previous version of a key, kept for history (the newest `KVS_HISTORY_DEPTH`)."""
 
     key = models.CharField(max_length=1024)
-    value = models.TextField(null=True, blank=True)
+    value = JsonTextField(null=True, blank=True)
     version = models.UUIDField()
     hlc = models.BigIntegerField()
     origin = models.CharField(max_length=64)

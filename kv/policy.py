@@ -1,13 +1,17 @@
 """Prefix policies: ACL rules (who may create keys, and how new keys start) and JSON Schemas.
 
 Both are small tables read on every write, so each process keeps them in memory and re-reads
-them at most every KVS_POLICY_CACHE_SECONDS; a change made in this process is seen at once.
+them at most every KVS_POLICY_CACHE_SECONDS. A change is seen at once by every process of the node
+(web workers and the Celery worker): when it commits, the process that made it touches a stamp
+file in the data directory, and every process re-reads the tables when the stamp has moved.
 """
 
+import os
 import time
 
 import orjson
 from django.conf import settings
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from kvsite.exceptions import InvalidInput, NotFound
@@ -17,7 +21,7 @@ from .keys import prefix_validate
 from .models import AclRule, PrefixSchema
 from .schemas import SchemaUnsafe, StepsExceeded, schema_check, stored_validator, value_errors
 
-_cache: dict[str, tuple[float, list]] = {}
+_cache: dict[str, tuple[float, int, list]] = {}
 
 
 class SchemaViolation(InvalidInput):
@@ -35,23 +39,53 @@ class SchemaTooCostly(SchemaViolation):
     code = "schema_too_costly"
 
 
+def _stamp_path():
+    return settings.KVS_DATA_DIR / "policy.stamp"
+
+
+def _stamp() -> int:
+    try:
+        return os.stat(_stamp_path()).st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def _stamp_touch() -> None:
+    path = _stamp_path()
+    moved = max(time.time_ns(), _stamp() + 1)
+    path.touch()
+    os.utime(path, ns=(moved, moved))
+
+
 def _cached(model) -> list:
     name = model.__name__
-    deadline, rows = _cache.get(name, (0.0, []))
-    now = time.monotonic()
-    if now >= deadline:
+    deadline, stamp, rows = _cache.get(name, (0.0, 0, []))
+    now, current = time.monotonic(), _stamp()
+    if now >= deadline or current != stamp:
         rows = list(model.objects.order_by("-prefix"))
-        _cache[name] = (now + settings.KVS_POLICY_CACHE_SECONDS, rows)
+        _cache[name] = (now + settings.KVS_POLICY_CACHE_SECONDS, current, rows)
     return rows
 
 
-def policy_cache_clear(*args, **kwargs) -> None:
+def policy_cache_clear() -> None:
+    """Forget the rules and schemas this process holds."""
     _cache.clear()
 
 
+def _policy_changed(*args, **kwargs) -> None:
+    """A rule or schema changed: forget it here now, and in every process of the node on commit."""
+    _cache.clear()
+    transaction.on_commit(_policy_committed)
+
+
+def _policy_committed() -> None:
+    _cache.clear()
+    _stamp_touch()
+
+
 for _model in (AclRule, PrefixSchema):
-    post_save.connect(policy_cache_clear, sender=_model)
-    post_delete.connect(policy_cache_clear, sender=_model)
+    post_save.connect(_policy_changed, sender=_model)
+    post_delete.connect(_policy_changed, sender=_model)
 
 
 # --- ACL rules -----------------------------------------------------------------------------------

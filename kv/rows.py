@@ -9,6 +9,7 @@ import uuid
 
 from django.db import connection
 
+from .fields import value_inflate
 from .models import Entry, EntryVersion, MerkleLeaf, StoreState
 
 _ENTRY = Entry._meta.db_table
@@ -18,6 +19,7 @@ _ENTRY_COLUMNS = ", ".join(connection.ops.quote_name(f.column) for f in _ENTRY_F
 _ENTRY_WRITABLE = [f for f in _ENTRY_FIELDS if not f.primary_key]
 _VERSION_INDEX = _ENTRY_NAMES.index("version")
 _DELETED_INDEX = _ENTRY_NAMES.index("deleted")
+_VALUE_INDEX = _ENTRY_NAMES.index("value")
 
 _SELECT_ENTRY = (
     f"SELECT {_ENTRY_COLUMNS} FROM {_ENTRY} WHERE {connection.ops.quote_name('key')} = %s"
@@ -53,6 +55,7 @@ def _row_entry(row) -> Entry:
     if not isinstance(version, uuid.UUID):
         values[_VERSION_INDEX] = uuid.UUID(version)
     values[_DELETED_INDEX] = bool(values[_DELETED_INDEX])
+    values[_VALUE_INDEX] = value_inflate(values[_VALUE_INDEX])
     return Entry.from_db(connection.alias, _ENTRY_NAMES, values)
 
 

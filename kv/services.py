@@ -3,6 +3,7 @@ client writes go through group commit (kv.groupcommit), replication and expiry a
 versions in batches of their own, and `entry_apply` is the batch of one version."""
 
 import uuid
+from dataclasses import replace
 from functools import partial
 
 from django.conf import settings
@@ -10,6 +11,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from audit.context import current_origin
+from audit.services import UNSET, write_event
 from cluster.node import MODE_LEFT, MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
@@ -158,7 +161,29 @@ def _put_write(
         group=group,
         mode=mode,
     )
-    return batch.store(v), live is None
+    entry = batch.store(v)
+    audit_writes(batch, "kv.put", [entry], caller=caller, created=live is None, ttl=ttl)
+    return entry, live is None
+
+
+def audit_writes(
+    batch: Batch, action: str, entries: list[Entry], *, caller: Caller, **detail
+) -> None:
+    """Record client writes of `entries` in the audit trail, in the batch's transaction (one
+    insert for the batch); the remote address and credential are the request's that asked."""
+    origin = current_origin()  # the writer's request (group commit runs it in its context)
+    events = [write_event(action, e, actor=caller.username, **detail) for e in entries]
+    batch.audit(
+        [
+            replace(
+                event,
+                actor=origin.actor if event.actor is UNSET else event.actor,
+                credential=origin.credential,
+                remote=origin.remote,
+            )
+            for event in events
+        ]
+    )
 
 
 def _require(caller: Caller, perm: str, entry: Entry) -> None:
@@ -188,7 +213,9 @@ def _delete_write(batch: Batch, *, key: str, caller: Caller, cas: str | None, no
         raise NotFound(f"No key {key!r}.")
     _require(caller, "d", live)
     _cas_check(cas, live)
-    return _tombstone(batch, live, now=now)
+    tombstone = _tombstone(batch, live, now=now)
+    audit_writes(batch, "kv.delete", [tombstone], caller=caller)
+    return tombstone
 
 
 def _tombstone(batch: Batch, live: Entry, *, now: int) -> Entry:
@@ -221,8 +248,8 @@ def _delete_recurse_write(batch: Batch, *, key: str, caller: Caller, now: int) -
     doomed = [batch.entry(k) for k in keys]
     for entry in doomed:
         _require(caller, "d", entry)
-    for entry in doomed:
-        _tombstone(batch, entry, now=now)
+    tombstones = [_tombstone(batch, entry, now=now) for entry in doomed]
+    audit_writes(batch, "kv.delete", tombstones, caller=caller, recurse=key)
     return len(doomed)
 
 
@@ -275,6 +302,37 @@ def _meta_write(
         owner=owner if "owner" in fields else current.owner,
         group=group if "group" in fields else current.group,
         mode=mode if "mode" in fields else current.mode,
+    )
+    entry = batch.store(v)
+    meta = {"owner": entry.owner, "group": entry.group, "mode": entry.mode}
+    audit_writes(batch, "kv.meta", [entry], caller=caller, **meta)
+    return entry
+
+
+def entry_ttl_set(
+    *, key: str, ttl: int | None, caller: Caller = SYSTEM, now: int | None = None
+) -> Entry:
+    """Write a new version of `key` with the same value and an expiry `ttl` seconds from now
+    (None: no expiry). Needs `w` on the live key; raise NotFound if there is none."""
+    key_validate(key)
+    client_writes_check()
+    now = wall_ms() if now is None else now
+    return write_submit(partial(_ttl_write, key=key, ttl=ttl, caller=caller, now=now), keys=(key,))
+
+
+def _ttl_write(batch: Batch, *, key: str, ttl: int | None, caller: Caller, now: int) -> Entry:
+    current = batch.entry(key)
+    if current is None or not current.is_live(now):
+        raise NotFound(f"No key {key!r}.")
+    _require(caller, "w", current)
+    v = _local_version(
+        key,
+        batch.tick(now),
+        value=current.value,
+        expires_at=now + ttl * 1000 if ttl else None,
+        owner=current.owner,
+        group=current.group,
+        mode=current.mode,
     )
     return batch.store(v)
 
@@ -339,6 +397,7 @@ __all__ = [
     "entry_delete",
     "entry_delete_recurse",
     "entry_meta_set",
+    "entry_ttl_set",
     "entries_expire",
     "tombstones_purge",
 ]

@@ -147,6 +147,7 @@ def watch_frame(entry: Entry, *, now: int) -> str:
         "value": orjson.Fragment(entry.value) if live else None,
         "version": str(entry.version),
         "timestamp": entry.timestamp,
+        "hlc": entry.hlc,  # the version order's clock: a client moving between nodes compares it
         "revision": entry.revision,
     }
     return orjson.dumps(event).decode()

@@ -8,6 +8,9 @@ use Django's own ASGI handler instead.
 
 Either way a request reaches Django only once its whole body has arrived, within a size and a
 time limit (kvsite/edge.py), so that a slow client holds no HTTP thread.
+
+Long-lived HTTP answers (the watch as server-sent events, `GET /api/v1/watch`) never reach an
+HTTP thread: `http_streams` serves them on the event loop, with the websocket watch's consumer.
 """
 
 import gc
@@ -25,9 +28,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from kv.consumers import WatchConsumer  # noqa: E402
+from kv.consumers import WatchConsumer, WatchStreamConsumer  # noqa: E402
 from kvsite.edge import BufferedBody  # noqa: E402
-from kvsite.realtime import NoRouteConsumer  # noqa: E402
+from kvsite.realtime import HttpRouter, NoRouteConsumer  # noqa: E402
 from kvsite.ws_auth import CredentialMiddlewareStack  # noqa: E402
 from pubsub.consumers import PubSubConsumer  # noqa: E402
 
@@ -43,12 +46,21 @@ if settings.KVS_HTTP_THREADS > 0:
 else:
     http_app = django_asgi_app
 
+# Streams served on the event loop, never by an HTTP thread: the watch as server-sent events.
+http_streams = {
+    "/api/v1/watch": CredentialMiddlewareStack(WatchStreamConsumer.as_asgi()),
+    "/api/v1/watch/": CredentialMiddlewareStack(WatchStreamConsumer.as_asgi()),
+}
+
 application = ProtocolTypeRouter(
     {
-        "http": BufferedBody(
-            http_app,
-            max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
-            timeout_s=settings.KVS_HTTP_BODY_TIMEOUT,
+        "http": HttpRouter(
+            http_streams,
+            BufferedBody(
+                http_app,
+                max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+                timeout_s=settings.KVS_HTTP_BODY_TIMEOUT,
+            ),
         ),
         "websocket": CredentialMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }

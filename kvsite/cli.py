@@ -577,8 +577,124 @@ def print_banner(nodes: list[Node], boots: list[dict], data: Path) -> None:
     print("kvs: cluster up; Ctrl-C to stop", flush=True)
 
 
+LAUNCHER_PID_FILE = "launcher.pid"  # under --data: the detached launcher's process id
+LAUNCHER_LOG_FILE = "launcher.log"  # under --data: its output
+DETACH_DEADLINE_S = 300.0
+
+
+def _up_argv(args: argparse.Namespace) -> list[str]:
+    """The `kvs up` arguments of `args`, without --detach."""
+    argv = ["up", "--nodes", str(args.nodes), "--base-port", str(args.base_port)]
+    argv += ["--data", str(Path(args.data).resolve()), "--workers", str(args.workers)]
+    argv += ["--restart-delay", str(args.restart_delay)]
+    if args.database_url:
+        argv += ["--database-url", args.database_url]
+    if not args.restart:
+        argv.append("--no-restart")
+    return argv
+
+
+def _launcher_pid(data: Path) -> int | None:
+    """The detached launcher of `data` if it is running."""
+    import psutil
+
+    try:
+        pid = int((data / LAUNCHER_PID_FILE).read_text().strip())
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return pid
+
+
+def cmd_up_detached(args: argparse.Namespace) -> int:
+    """Start `kvs up` in the background (its PID and log in the data directory); return once
+    the cluster is up (0, its banner printed) or the launcher has failed (1)."""
+    data = Path(args.data).resolve()
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if _launcher_pid(data) is not None:
+        print(f"kvs: a cluster is already running under {data} (kvs ps, kvs down)", file=sys.stderr)
+        return 1
+    log_path = data / LAUNCHER_LOG_FILE
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            _python("-m", "kvsite.cli", *_up_argv(args)), cwd=os.getcwd(), stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    (data / LAUNCHER_PID_FILE).write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + DETACH_DEADLINE_S
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if "cluster up" in text:
+            print(text, end="")
+            print(f"kvs: running in the background (pid {proc.pid}; log {log_path}); kvs down"
+                  f" --data {args.data} stops it")  # fmt: skip
+            return 0
+        if proc.poll() is not None:
+            print(text, end="", file=sys.stderr)
+            print(f"kvs: the launcher exited {proc.returncode}", file=sys.stderr)
+            return 1
+        time.sleep(POLL_S)
+    print(f"kvs: the cluster was not up within {DETACH_DEADLINE_S:.0f} s; see {log_path}",
+          file=sys.stderr)  # fmt: skip
+    return 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Stop the detached cluster of --data (SIGTERM to its launcher, which stops the rest)."""
+    data = Path(args.data).resolve()
+    pid = _launcher_pid(data)
+    if pid is None:
+        print(f"kvs: no cluster started with --detach is running under {data}", file=sys.stderr)
+        return 1
+    import psutil
+
+    proc = psutil.Process(pid)
+    proc.terminate()
+    try:
+        proc.wait(timeout=STOP_GRACE_S * 3)
+    except psutil.TimeoutExpired:
+        proc.kill()
+    (data / LAUNCHER_PID_FILE).unlink(missing_ok=True)
+    print(f"kvs: stopped the cluster under {data}")
+    return 0
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    """List the processes of the detached cluster of --data."""
+    data = Path(args.data).resolve()
+    pid = _launcher_pid(data)
+    if pid is None:
+        print(f"kvs: no cluster started with --detach is running under {data}", file=sys.stderr)
+        return 1
+    import psutil
+
+    launcher = psutil.Process(pid)
+    print(f"{'PID':>7}  {'NODE':<6}  {'ROLE':<9}  COMMAND")
+    for proc in [launcher, *launcher.children(recursive=True)]:
+        try:
+            cmdline = proc.cmdline()
+            env_node = proc.environ().get("KVS_NODE_ID", "-")
+        except psutil.Error:
+            continue
+        text = " ".join(cmdline)
+        role = "launcher" if proc.pid == pid else _role(text)
+        print(f"{proc.pid:>7}  {env_node:<6}  {role:<9}  {text[:100]}")
+    return 0
+
+
+def _role(cmdline: str) -> str:
+    for word, role in (("redis-server", "redis"), ("celery", "worker"), ("serve", "web")):
+        if word in cmdline:
+            return role
+    return "other"
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Run the cluster until a stop signal (exit 0) or a failure (exit 1)."""
+    if getattr(args, "detach", False):
+        return cmd_up_detached(args)
     if args.nodes > 1 and os.environ.get("DATABASE_URL"):
         print("kvs: DATABASE_URL is set: every node would share one database", file=sys.stderr)
         return 1
@@ -846,7 +962,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"wait before restarting a dead node, doubled for each restart of it in the last"
         f" minute (default {RESTART_DELAY_S:g}); after {RESTART_LIMIT} the launcher gives up",
     )
+    up.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background: return once the cluster is up (PID file and log in the"
+        " data directory); kvs down stops it, kvs ps lists its processes",
+    )
     up.set_defaults(handler=cmd_up)
+    down = commands.add_parser("down", help="Stop a cluster started with kvs up --detach.")
+    down.add_argument("--data", default="./var/cluster", help="state directory (./var/cluster)")
+    down.set_defaults(handler=cmd_down)
+    ps = commands.add_parser("ps", help="List the processes of a cluster started with --detach.")
+    ps.add_argument("--data", default="./var/cluster", help="state directory (./var/cluster)")
+    ps.set_defaults(handler=cmd_ps)
     serve = commands.add_parser(
         "serve",
         help="Run one node's web server (HTTP and websockets) in the foreground, with the HTTP"
@@ -913,9 +1041,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `kvs` console script."""
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    """Entry point of the `kvs` console script: the click group of kvsite/commands.py, which
+    hands the commands above to `build_parser` unchanged."""
+    from .commands import main as commands_main
+
+    return commands_main(argv)
 
 
 if __name__ == "__main__":

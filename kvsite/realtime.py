@@ -130,7 +130,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for every member in turn: it must not block (queue a frame, set an event)."""
 
     async def accept(self, subprotocol=None, headers=None) -> None:
-        await super().accept(subprotocol, headers)
+        await self.transport_accept(subprotocol, headers)
         WS_OPEN.labels(self.kind).inc()
         self._counted_open = True
         self._queue = asyncio.Queue(maxsize=settings.KVS_WS_SEND_QUEUE)
@@ -138,6 +138,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._credential_key = credential_key(self.scope)
         if self._credential_key is not None:
             self._recheck_at = credential_rechecks().add(self, self._credential_key)
+
+    async def transport_accept(self, subprotocol=None, headers=None) -> None:
+        """Open the connection towards the client (a websocket's accept)."""
+        await super().accept(subprotocol, headers)
+
+    def transport_message(self, frame: str) -> dict:
+        """The ASGI message that carries `frame` to the client."""
+        return {"type": "websocket.send", "text": frame}
 
     def run_task(self, coroutine) -> asyncio.Task:
         """Run `coroutine` for as long as the socket is open."""
@@ -275,12 +283,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _send_loop(self) -> None:
         queue, send = self._queue, self.base_send  # the ASGI send itself: no wrappers per frame
         sent = WS_FRAMES_SENT.labels(self.kind)
+        message = self.transport_message
         while True:
             frame = await queue.get()
             if self._recheck_at <= time.monotonic() and not await self.credential_current():
                 return  # closed for its credential
             try:
-                await send({"type": "websocket.send", "text": frame})
+                await send(message(frame))
             except Exception:  # the client went away; websocket_disconnect follows
                 return
             sent.inc()
@@ -292,6 +301,18 @@ class NoRouteConsumer(RealtimeConsumer):
 
     async def connect(self) -> None:
         await self.refuse(NotFound("No websocket is served at this path."))
+
+
+class HttpRouter:
+    """HTTP requests to the paths of `streams` go to their ASGI app (served on the event loop);
+    every other request goes to `default` (Django)."""
+
+    def __init__(self, streams: dict, default) -> None:
+        self.streams, self.default = streams, default
+
+    async def __call__(self, scope, receive, send) -> None:
+        app = self.streams.get(scope.get("path"), self.default)
+        await app(scope, receive, send)
 
 
 # --- One subscription per group and process ------------------------------------------------------

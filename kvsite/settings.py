@@ -155,6 +155,20 @@ KVS_BACKUP_RETENTION_DAYS = env.float("KVS_BACKUP_RETENTION_DAYS", default=7.0)
 
 # --- End of Backups ------------------------------------------------------------------------------
 
+# --- Audit trail (audit/) ------------------------------------------------------------------------
+
+# The key of this node's audit chain (HMAC-SHA256): a file outside the database, created (mode
+# 0600) on first use. Whoever can edit the database but not read this file cannot forge events.
+# Keep it with the node's data directory (and its backups): without it the trail cannot be
+# verified, and a new key starts a chain that verifies only from the next event on.
+KVS_AUDIT_KEY_FILE = Path(env.str("KVS_AUDIT_KEY_FILE", default=str(KVS_DATA_DIR / "audit_key")))
+# Days audit events are kept; older ones are pruned hourly, a whole oldest stretch at a time,
+# and the chain still verifies from the last pruned event (its anchor). 0: keep everything.
+# Longer: more history to investigate, a larger database and a longer verify.
+KVS_AUDIT_RETENTION_DAYS = env.float("KVS_AUDIT_RETENTION_DAYS", default=0.0)
+
+# --- End of Audit trail --------------------------------------------------------------------------
+
 # --- Cluster -------------------------------------------------------------------------------------
 
 # Seconds between gossip rounds. Shorter: faster failure detection and convergence, but more
@@ -193,6 +207,9 @@ KVS_PUSH_ON_COMMIT = env.bool("KVS_PUSH_ON_COMMIT", default=True)
 KVS_PUSH_INTERVAL = env.float("KVS_PUSH_INTERVAL", default=1.0)
 KVS_PUSH_BATCH = env.int("KVS_PUSH_BATCH", default=500)
 KVS_PUSH_BATCH_BYTES = env.int("KVS_PUSH_BATCH_BYTES", default=4 * 1024 * 1024)
+# Bytes from which a body between nodes (replication, anti-entropy, gossip) goes zstd-compressed
+# (cluster/compression.py). Lower: fewer bytes on the wire, more CPU per small message; 0: all.
+KVS_COMPRESS_MIN_BYTES = env.int("KVS_COMPRESS_MIN_BYTES", default=4096)
 # Seconds between Merkle anti-entropy rounds with a random alive peer. Shorter: divergence (lost
 # pushes, a peer that was down) is repaired sooner; each round with equal trees costs one request.
 KVS_ANTI_ENTROPY_INTERVAL = env.float("KVS_ANTI_ENTROPY_INTERVAL", default=3.0)
@@ -236,6 +253,7 @@ INSTALLED_APPS = [
     "cluster",
     "ops",
     "backups",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +265,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.context.AuditContextMiddleware",  # after auth: audit events name the request's user
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -419,6 +438,12 @@ if _backup_schedule is not None:
         "schedule": _backup_schedule,
         "options": {"expires": 600},  # a backup that could not start in 10 min waits for the next
     }
+if KVS_AUDIT_RETENTION_DAYS > 0:
+    CELERY_BEAT_SCHEDULE["audit-prune"] = {
+        "task": "audit.tasks.audit_prune",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    }
 # Periodic tasks that are late are worthless: drop them rather than run a backlog.
 CELERY_TASK_DEFAULT_EXPIRES = 30
 
@@ -441,6 +466,9 @@ INSTALLED_APPS += ["pubsub"]
 # socket never drops, it pauses reading the change feed instead. Costs up to this many frames of
 # memory per slow socket.
 KVS_WS_SEND_QUEUE = env.int("KVS_WS_SEND_QUEUE", default=1000)
+# Seconds between keep-alive comments on a quiet server-sent-events watch: shorter finds a gone
+# client (and keeps proxies from timing the stream out) sooner, at one tiny write per stream each.
+KVS_SSE_KEEPALIVE = env.float("KVS_SSE_KEEPALIVE", default=15.0)
 # Seconds a process gathers applied entries before announcing them to watchers in one message.
 # Longer: fewer channel-layer messages under heavy writes; each watch event arrives that much later.
 KVS_WATCH_BATCH_DELAY = env.float("KVS_WATCH_BATCH_DELAY", default=0.002)
@@ -477,3 +505,21 @@ CHANNEL_LAYERS = {
 }
 
 # --- End of Realtime -----------------------------------------------------------------------------
+
+# --- Queries on values ---------------------------------------------------------------------------
+
+INSTALLED_APPS += ["query"]
+# Seconds between sweeps that build declared indexes still marked `building` (a build is also
+# started right after an index is declared or arrives from a peer; the sweep catches a build
+# that a restart interrupted).
+KVS_INDEX_SWEEP_INTERVAL = env.float("KVS_INDEX_SWEEP_INTERVAL", default=5.0)
+# KVS_INDEX_BUILD_ON_COMMIT=false: declared indexes are built only by the sweep (unit tests build
+# them by calling query.services.index_build).
+KVS_INDEX_BUILD_ON_COMMIT = env.bool("KVS_INDEX_BUILD_ON_COMMIT", default=True)
+CELERY_BEAT_SCHEDULE["index-build-sweep"] = {
+    "task": "query.tasks.indexes_build_pending",
+    "schedule": KVS_INDEX_SWEEP_INTERVAL,
+    "options": {"expires": KVS_INDEX_SWEEP_INTERVAL},
+}
+
+# --- End of Queries on values --------------------------------------------------------------------

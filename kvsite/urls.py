@@ -20,6 +20,8 @@ urlpatterns = [
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("pubsub.api.urls")),
     path("api/v1/", include("backups.api.urls")),
+    path("api/v1/", include("query.api.urls")),
+    path("api/v1/", include("audit.api.urls")),
     path("cluster/internal/", include("cluster.internal.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

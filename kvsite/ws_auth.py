@@ -28,7 +28,12 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.tokens import Token
 
-from accounts.authentication import bearer_authenticate, jwts_verify, tokens_verify
+from accounts.authentication import (
+    bearer_authenticate,
+    bearer_refused,
+    jwts_verify,
+    tokens_verify,
+)
 from accounts.models import ApiToken
 from kv.callers import users_groups_load
 
@@ -101,6 +106,8 @@ class CredentialMiddleware(BaseMiddleware):
                 user, auth = await database_sync_to_async(bearer_authenticate)(raw)
             except AuthenticationFailed as failure:
                 error = str(failure.detail)
+                address = (scope.get("client") or [None])[0]
+                await database_sync_to_async(bearer_refused)(raw, failure, address=address)
         elif session_key and origin_trusted(scope):
             scope["session"] = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
             user = await get_user(scope)

@@ -9,6 +9,9 @@ import pytest
 
 from backups.guard import node_processes
 
+# On PostgreSQL the guard also lists the other sessions on the node's database.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def spawn():

@@ -8,6 +8,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
+from accounts.services import credential_refused
 from kv.hlc import wall_ms
 
 from ..node import local_node
@@ -35,7 +36,9 @@ class SignedNodeAuthentication(BaseAuthentication):
                 any_target=getattr(view, "accepts_any_target", False),
             )
         except BadSignature as error:
-            raise AuthenticationFailed(f"Node signature refused: {error}.") from None
+            refusal = AuthenticationFailed(f"Node signature refused: {error}.")
+            credential_refused(reason=str(refusal.detail), kind="node-signature")
+            raise refusal from None
         return AnonymousUser(), signed
 
     def authenticate_header(self, request) -> str:

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from kv.hlc import wall_ms
 
 from ..antientropy import digests_answer, merkle_answer, versions_receive
+from ..compression import accepts_zstd, body_encode
 from ..gossip import forget_receive, gossip_receive
 from ..messages import InvalidMessage, gossip_message_parse
 from ..node import local_node
@@ -24,12 +25,14 @@ from ..wire import (
     versions_parse,
 )
 from .authentication import IsSignedNode, SignedNodeAuthentication
+from .parsers import InternalJSONParser
 from .permissions import IsMemberNode
 
 
 def signed_json(request, data: object, status: int = 200) -> HttpResponse:
-    """`data` as JSON, signed as the answer to this request."""
-    body = orjson.dumps(data)
+    """`data` as JSON, signed as the answer to this request (compressed if it asked and it is
+    large)."""
+    body, encoding = body_encode(orjson.dumps(data), allowed=accepts_zstd(request.headers))
     headers = sign_response(
         settings.KVS_CLUSTER_SECRET,
         request_signature=request.auth.signature,
@@ -37,7 +40,9 @@ def signed_json(request, data: object, status: int = 200) -> HttpResponse:
         status=status,
         body=body,
     )
-    return HttpResponse(body, status=status, content_type="application/json", headers=headers)
+    return HttpResponse(
+        body, status=status, content_type="application/json", headers={**headers, **encoding}
+    )
 
 
 class InternalApi(APIView):
@@ -45,6 +50,7 @@ class InternalApi(APIView):
 
     authentication_classes = [SignedNodeAuthentication]
     permission_classes = [IsSignedNode]
+    parser_classes = [InternalJSONParser]
     throttle_classes: list = []
     accepts_any_target = False  # only requests signed for this node's id
     # Bodies wrap what clients sent (a forwarded pub/sub message: 2 levels) beyond the door's

@@ -1,6 +1,7 @@
 """The entry admin: a folder browser over the live keys; adds, changes and deletes go through
 kv.services with the admin user's ACL, exactly as the API's writes do."""
 
+import json
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -26,6 +27,8 @@ from .access import admin_caller, entry_may_change, entry_may_delete, readable_b
 
 FOLDER_PARAM = "prefix"  # the folder being browsed, e.g. app/config/
 FLAT_PARAM = "flat"  # list every key below the folder, not only those directly in it
+WHERE_PARAM = "where"  # a query on values (query.language), as JSON: the keys it matches
+MAX_QUERY_MATCHES = 1000
 MAX_FOLDERS = 500
 PREVIEW_CHARS = 60
 
@@ -100,18 +103,48 @@ def visible_entries(caller: Caller) -> QuerySet[Entry]:
     return selectors.live_entries().filter(readable_by(caller))
 
 
+def folder_query(request, prefix: str) -> tuple[list[str] | None, str | None, str | None]:
+    """The keys under `prefix` that the query box's conditions match (None: no query), the index
+    that served it, and why the query is refused (None: it is not). The box takes a list of
+    conditions, or an object with `where` and `order_by`, as POST /api/v1/query does."""
+    from query.language import query_parse
+    from query.selectors import entries_query
+
+    raw = request.GET.get(WHERE_PARAM, "").strip()
+    if not raw:
+        return None, None, None
+    cached = getattr(request, "_kv_folder_query", None)
+    if cached is not None:
+        return cached
+    try:
+        body = json.loads(raw)
+        body = {"where": body} if isinstance(body, list) else body
+        if isinstance(body, dict):
+            body = {**body, "prefix": prefix, "limit": MAX_QUERY_MATCHES, "keys": True}
+        page = entries_query(query=query_parse(body), caller=admin_caller(request))
+        request._kv_folder_query = ([e.key for e in page.items], page.index, None)
+    except json.JSONDecodeError as exc:
+        request._kv_folder_query = ([], None, f"The query is not JSON: {exc}")
+    except KvsError as exc:
+        request._kv_folder_query = ([], None, exc.detail)
+    return request._kv_folder_query
+
+
 class EntryChangeList(ChangeList):
     """The change list of one folder: its own keys, or with ?flat=1 or a search, all below it."""
 
     def get_filters_params(self, params=None):
         lookup_params = super().get_filters_params(params)
-        for name in (FOLDER_PARAM, FLAT_PARAM):
+        for name in (FOLDER_PARAM, FLAT_PARAM, WHERE_PARAM):
             lookup_params.pop(name, None)
         return lookup_params
 
     def get_queryset(self, request, exclude_parameters=None):
         entries = super().get_queryset(request, exclude_parameters)
         prefix, _ = folder_from_request(request)
+        matched, _, _ = folder_query(request, prefix)
+        if matched is not None:
+            return under(entries, prefix).filter(key__in=matched)
         if self.query or FLAT_PARAM in self.params:
             return under(entries, prefix)
         return directly_in(entries, prefix)
@@ -160,6 +193,13 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
             self.message_user(request, f"Showing all keys: {problem}", messages.WARNING)
         flat = FLAT_PARAM in request.GET
         keep = {FLAT_PARAM: 1} if flat else {}
+        matched, served_by, refused = folder_query(request, prefix)
+        if refused:
+            self.message_user(request, f"Query refused: {refused}", messages.ERROR)
+        elif matched is not None and len(matched) == MAX_QUERY_MATCHES:
+            self.message_user(
+                request, f"Showing the first {MAX_QUERY_MATCHES} matches.", messages.WARNING
+            )
         folders = subfolders(self.get_queryset(request), prefix)
         context = {
             "title": f"Entries in {prefix}" if prefix else "Entries",
@@ -171,6 +211,10 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
             ],
             "kv_more_folders": len(folders) == MAX_FOLDERS,
             "kv_flat": flat,
+            "kv_where": request.GET.get(WHERE_PARAM, ""),
+            "kv_folder_url": folder_url(prefix),
+            "kv_queried": matched is not None and not refused,
+            "kv_query_index": served_by,
             "kv_toggle_url": folder_url(prefix) if flat else folder_url(prefix, **{FLAT_PARAM: 1}),
             "kv_add_url": reverse("admin:kv_entry_add")
             + (f"?{urlencode({'key': prefix})}" if prefix else ""),

@@ -153,3 +153,11 @@ class MetaInputSerializer(serializers.Serializer):
     owner = serializers.CharField(required=False, allow_null=True, max_length=150)
     group = serializers.CharField(required=False, allow_null=True, max_length=150)
     mode = ModeField(required=False, help_text="0..4095 or e.g. 'cdwr--wr---r'.")
+
+
+class TtlInputSerializer(serializers.Serializer):
+    """The body of a TTL refresh (documentation only; the view checks the body itself)."""
+
+    ttl = serializers.CharField(
+        allow_null=True, help_text="Seconds, or a number with s, m, h or d; null clears it."
+    )

@@ -27,6 +27,7 @@ from .serializers import (
     MetaOutputSerializer,
     PageOutputSerializer,
     PutOutputSerializer,
+    TtlInputSerializer,
     entry_out,
     meta_out,
     put_out,
@@ -114,6 +115,30 @@ class KeyApi(APIView):
             key=key, value=value, caller=request_caller(request), ttl=ttl, cas=cas
         )
         return Response(put_out(entry), status=201 if created else 200)
+
+    @extend_schema(
+        parameters=[KEY_PARAM],
+        request=TtlInputSerializer,
+        responses={
+            200: OpenApiResponse(PutOutputSerializer, description="Refreshed."),
+            **errors(400, 403, 404, 503),
+        },
+        examples=[OpenApiExample("Five minutes", value={"ttl": "5m"}, request_only=True)],
+        operation_id="kv_ttl_refresh",
+        description="A new version with the same value and a new expiry (`null`: none).",
+    )
+    def patch(self, request, key):
+        key_scope_check(request, WRITE, key)
+        body = request_json(request)
+        if not isinstance(body, dict) or set(body) != {"ttl"}:
+            raise InvalidInput('The body must be {"ttl": "5m"} (or {"ttl": null} to clear it).')
+        ttl = body["ttl"]
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, (str, int)):
+                raise InvalidInput("ttl must be seconds, a string such as 5m, or null.")
+            ttl = ttl_parse(str(ttl))
+        entry = services.entry_ttl_set(key=key, ttl=ttl, caller=request_caller(request))
+        return Response(put_out(entry))
 
     @extend_schema(
         parameters=[

@@ -541,6 +541,7 @@ def test_the_index_offers_staff_the_store_and_nothing_their_scopes_do_not_allow(
         "/admin/kv/entry/",
         "/admin/kv/prefixschema/",  # read: view only
         "/admin/cluster/member/",  # read: view only
+        "/admin/query/valueindex/",  # read: view only
     }
     models = {
         m["object_name"]: m["perms"] for a in response.context["app_list"] for m in a["models"]

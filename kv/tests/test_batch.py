@@ -155,18 +155,21 @@ def test_statements_per_write(settings):
     for n in range(5):
         services.entry_put(key="s", value=str(n), caller=ALICE, now=NOW)
     # replacing a key whose history is full: state, entry (+ history count), upsert, history
-    # insert and trim, leaf read and update, state update
-    assert len(statements(lambda: services.entry_put(key="s", value="9", now=NOW))) == 8
+    # insert and trim, leaf read and update, state update; then the audit trail: its chain head
+    # read, the events' insert and the head's update
+    assert len(statements(lambda: services.entry_put(key="s", value="9", now=NOW))) == 8 + 3
     # creating a key: no history
-    assert len(statements(lambda: services.entry_put(key="new", value="9", now=NOW))) == 6
+    assert len(statements(lambda: services.entry_put(key="new", value="9", now=NOW))) == 6 + 3
     for n in range(50):
         services.entry_put(key=f"m/{n}", value="0", caller=ALICE, now=NOW)
     for _ in range(3):
         entries_apply_batch(
             [put(f"m/{n}", "1") for n in range(50)], keys=[f"m/{n}" for n in range(50)]
         )
-    # fifty replaces in one batch: the same eight statements
+    # fifty replaces in one batch: the same eight statements, and the audit trail's three insert
+    # the fifty events at once
     batch = [put(f"m/{n}", "2") for n in range(50)]
     sql = statements(lambda: entries_apply_batch(batch, keys=[f"m/{n}" for n in range(50)]))
-    assert len(sql) == 8
+    assert len(sql) == 8 + 3
+    assert sum(q.startswith('INSERT INTO "audit_auditevent"') for q in sql) == 1
     assert_merkle_consistent()

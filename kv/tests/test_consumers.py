@@ -258,7 +258,7 @@ def test_since_replays_the_latest_state_of_each_changed_key_in_revision_order(an
         ]
         revisions = [f["revision"] for f in got[:3]]
         assert revisions == sorted(revisions) and revisions[-1] == head
-        assert set(got[0]) == {"type", "key", "value", "version", "timestamp", "revision"}
+        assert set(got[0]) == {"type", "key", "value", "version", "timestamp", "hlc", "revision"}
         assert got[3] == {"type": "ready", "revision": head, "node": "node1"}
 
     run(scenario)

@@ -160,3 +160,27 @@ def test_a_database_error_in_a_batch_lands_on_the_write_that_caused_it(monkeypat
         thread.join(timeout=30)
     assert calls == [3, 1, 1, 1]  # the batch, then each write alone
     assert all(results[n][1] for n in range(3))
+
+
+def test_each_write_of_a_shared_batch_is_audited_with_its_own_request(rf):
+    from audit.context import serving
+    from audit.models import AuditEvent
+
+    def put_from(n: int):
+        request = rf.put(f"/api/v1/kv/a/{n}", REMOTE_ADDR=f"10.0.0.{n}")
+        with serving(request):
+            return services.entry_put(key=f"a/{n}", value="1", caller=ALICE)
+
+    results: dict = {}
+    with store_held():
+        threads = [in_thread(results, n, lambda n=n: put_from(n)) for n in range(1, 9)]
+        wait_until(lambda: len(groupcommit._queue) == 8, timeout=10)
+    for thread in threads:
+        thread.join(timeout=30)
+    events = AuditEvent.objects.filter(action="kv.put", target__startswith="a/")
+    assert {(e.target, e.remote, e.actor) for e in events} == {
+        (f"a/{n}", f"10.0.0.{n}", "alice") for n in range(1, 9)
+    }
+    assert sorted(e.detail["revision"] for e in events) == sorted(
+        results[n][0].revision for n in range(1, 9)
+    )

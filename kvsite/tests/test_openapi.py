@@ -92,7 +92,7 @@ def test_every_error_answer_is_documented_as_an_error_object(schema: dict) -> No
 
 def test_the_key_api_documents_its_parameters_bodies_and_answers(schema: dict) -> None:
     key = schema["paths"]["/api/v1/kv/{key}"]
-    assert set(key) == {"get", "head", "put", "delete"}
+    assert set(key) == {"get", "head", "put", "patch", "delete"}
     put = key["put"]
     assert put["requestBody"]["required"] is True
     assert put["requestBody"]["content"]["application/json"]["schema"] == {}  # any JSON value

@@ -30,6 +30,7 @@ def every_request(client, key: str = "k"):
     yield "history", client.get(url(key, base=HISTORY))
     yield "meta GET", client.get(url(key, base=META))
     yield "PUT", put_json(client, key, "intruder")
+    yield "PATCH ttl", client.patch(url(key), data={"ttl": "5m"}, format="json")
     yield "meta PUT", client.put(url(key, base=META), data={"mode": 0xFFF}, format="json")
     yield "DELETE", client.delete(url(key))
     yield "DELETE recurse", client.delete(url(key, recurse="1"))
