@@ -403,11 +403,13 @@ __all__ = [
 ]
 
 
-def versions_apply(versions: list[Version], *, now: int | None = None, chunk: int = 100) -> int:
+def versions_apply(versions: list[Version], *, now: int | None = None, chunk: int = 500) -> int:
     """Apply versions that came from another node; return how many were newer than ours.
 
     A tombstone older than KVS_TOMBSTONE_TTL for a key this node does not hold is dropped: this
     node has purged it (or never needed it), and storing it again would only make it linger.
+    Each `chunk` versions are one batch (one transaction, one announcement): a push of up to
+    KVS_PUSH_BATCH versions is applied at once, so a peer's transaction arrives in one piece.
     """
     now = wall_ms() if now is None else now
     cutoff = hlc_from_ms(now - settings.KVS_TOMBSTONE_TTL * 1000)

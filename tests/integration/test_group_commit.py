@@ -17,7 +17,7 @@ import websockets
 
 from kv.merkle import record_digest
 
-from .helpers import Launch, kvs_up, logs_on_failure
+from .helpers import Launch, kvs_up, logs_on_failure, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -154,3 +154,51 @@ def scenario(launch: Launch, token: str, cas_keys: dict[int, str]) -> None:
         assert digest == record_digest(key=key, version=version, hlc=hlc, deleted=deleted)
         root_hash ^= int(digest, 16)
     assert state["merkle_root"] == f"{root_hash:032x}"
+
+
+def test_a_transaction_reaches_a_peers_watcher_as_one_batch(tmp_path, request) -> None:
+    keys = [f"tx/{n}" for n in range(6)]
+
+    async def watched(launch: Launch) -> list[dict]:
+        url = launch.node_url(2).replace("http://", "ws://") + "/ws/v1/watch?prefix=tx/"
+        headers = {"Authorization": f"Bearer {launch.token}"}
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            assert json.loads(await ws.recv())["type"] == "ready"
+            with api(launch) as node1:
+                answer = node1.post(
+                    "/api/v1/txn",
+                    json={
+                        "compare": [{"key": "tx/0", "absent": True}],
+                        "success": [{"op": "put", "key": key, "value": key} for key in keys],
+                    },
+                )
+            assert answer.status_code == 200 and answer.json()["succeeded"], answer.text
+            revisions = [result["revision"] for result in answer.json()["results"]]
+            assert revisions == list(range(revisions[0], revisions[0] + len(keys)))
+            events = []
+            async with asyncio.timeout(WATCH_DEADLINE_S):
+                while len(events) < len(keys):
+                    events.append(json.loads(await ws.recv()))
+        return events
+
+    with kvs_up(tmp_path, nodes=2, start_deadline=START_DEADLINE_S) as launch:
+        with logs_on_failure(request, launch):
+            wait_until_joined(launch)
+            events = asyncio.run(watched(launch))
+    assert [e["key"] for e in events] == keys and [e["value"] for e in events] == keys
+    on_node2 = [e["revision"] for e in events]  # applied on node2 in one transaction too
+    assert on_node2 == list(range(on_node2[0], on_node2[0] + len(keys)))
+
+
+def wait_until_joined(launch: Launch) -> None:
+    def joined() -> bool:
+        try:
+            with api(launch) as node1:
+                members = node1.get("/api/v1/cluster/members").json()
+            health = httpx.get(f"{launch.node_url(2)}/health", timeout=2.0).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        alive = sum(m["status"] == "alive" for m in members)
+        return alive == 2 and health.get("mode") == "normal"
+
+    wait_for(joined, timeout=START_DEADLINE_S, interval=0.25, what="node2 to join and sync")
