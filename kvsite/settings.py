@@ -121,6 +121,11 @@ SIMPLE_JWT = {
 
 # How many previous versions of each key are kept (more: longer history, larger database).
 KVS_HISTORY_DEPTH = env.int("KVS_HISTORY_DEPTH", default=3)
+# Most client writes one group commit applies in one transaction (larger: fewer commits under
+# load, but the writes at the end of a batch wait for all the ones before; see docs/storage.md).
+KVS_GROUP_COMMIT_MAX = env.int("KVS_GROUP_COMMIT_MAX", default=256)
+# Most compares plus ops (of both branches) in one POST /api/v1/txn (more: 400).
+KVS_TXN_MAX_OPS = env.int("KVS_TXN_MAX_OPS", default=128)
 # Largest accepted value, in bytes of JSON (larger: 413).
 KVS_MAX_VALUE_BYTES = env.int("KVS_MAX_VALUE_BYTES", default=1024 * 1024)
 # How many levels arrays and objects may nest in a request body or websocket frame (deeper: 400).
