@@ -106,6 +106,31 @@ def visible_entries(caller: Caller) -> QuerySet[Entry]:
     return selectors.live_entries().filter(readable_by(caller))
 
 
+def folder_watching(request, prefix: str) -> dict | None:
+    """How many watches in the cluster follow keys of the folder (their prefix covers it or lies
+    in it), and who (for those who may read users); None if presence cannot be read now."""
+    import redis
+
+    from cluster.transport import TransportError
+    from kvsite.presence import watchers_cluster
+
+    try:
+        watchers = watchers_cluster(prefix=None)["watchers"]
+    except (redis.RedisError, TransportError, OSError):
+        return None
+    following = [
+        w
+        for w in watchers
+        if w.get("kind") == "watch"
+        and isinstance(w.get("prefix"), str)
+        and (prefix.startswith(w["prefix"]) or w["prefix"].startswith(prefix))
+    ]
+    names = None
+    if admin_grants(request, "admin:users:read"):
+        names = sorted({w.get("username") or "anonymous" for w in following})
+    return {"count": len(following), "names": names}
+
+
 def folder_query(request, prefix: str) -> tuple[list[str] | None, str | None, str | None]:
     """The keys under `prefix` that the query box's conditions match (None: no query), the index
     that served it, and why the query is refused (None: it is not). The box takes a list of
@@ -219,6 +244,7 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
             "kv_queried": matched is not None and not refused,
             "kv_query_index": served_by,
             "kv_toggle_url": folder_url(prefix) if flat else folder_url(prefix, **{FLAT_PARAM: 1}),
+            "kv_watching": folder_watching(request, prefix),
             "kv_add_url": reverse("admin:kv_entry_add")
             + (f"?{urlencode({'key': prefix})}" if prefix else ""),
             **(extra_context or {}),

@@ -92,3 +92,20 @@ def test_watchers_needs_admin_cluster_and_a_valid_prefix(make_client, anon):
     assert allowed.get(WATCHERS, {"prefix": "web/"}).json()["watchers"] == []
     bad = allowed.get(WATCHERS, {"prefix": "/x"})
     assert bad.status_code == 400 and bad.json()["detail"]
+
+
+def test_the_admin_folder_view_says_how_many_watch_and_who(client):
+    from accounts.models import User
+
+    for username, prefix in (("alice", "app/"), ("bob", ""), ("carol", "app/db/"), ("dan", "web/")):
+        presence.book.opened({"username": username, "kind": "watch", "prefix": prefix})
+    presence.book.opened({"username": "erin", "kind": "pubsub", "topic": "app/news"})
+    presence.book.write()
+    root = User.objects.create_superuser(username="root", password="pw-0123456789")
+    client.force_login(root)
+    html = client.get("/admin/kv/entry/", {"prefix": "app/"}).content.decode()
+    assert 'data-kv-watching="3"' in html and "3 watching: alice, bob, carol" in html
+    staff = User.objects.create_user(username="sam", password="pw-0123456789", is_staff=True)
+    client.force_login(staff)
+    html = client.get("/admin/kv/entry/", {"prefix": "app/"}).content.decode()
+    assert ">3 watching</span>" in html and "alice" not in html
