@@ -9,8 +9,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
-from accounts.permissions import Credential, request_credential, scope_check
+from accounts.models import ApiToken, User
+from accounts.permissions import AUTH_TOKEN, Credential, request_credential, scope_check
 from accounts.scopes import ADMIN_ACL, READ
 from kvsite.exceptions import InvalidInput, NotFound
 from kvsite.openapi import errors, path_param
@@ -208,6 +208,11 @@ class AclExplainApi(AclRuleApi):
             OpenApiParameter(
                 "user", OpenApiTypes.STR, description="Another user (needs `admin:acl`)."
             ),
+            OpenApiParameter(
+                "token",
+                OpenApiTypes.STR,
+                description="A token's id: one of yours, or anyone's with `admin:acl`.",
+            ),
         ],
         responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 404)},
         operation_id="acl_explain",
@@ -215,10 +220,12 @@ class AclExplainApi(AclRuleApi):
     def get(self, request, prefix="explain"):
         key = param_str(request, "key")
         if key is None:
-            if "user" in request.query_params:
+            if "user" in request.query_params or "token" in request.query_params:
                 raise InvalidInput("Name the key: ?key=K.")
             return super().get(request, prefix)
-        credential = explain_credential(request, param_str(request, "user"))
+        credential = explain_credential(
+            request, param_str(request, "user"), param_str(request, "token")
+        )
         return Response(acl_explain(key=key, credential=credential))
 
     @extend_schema(exclude=True)  # documented as acl/{prefix}
@@ -230,9 +237,25 @@ class AclExplainApi(AclRuleApi):
         return super().delete(request, prefix)
 
 
-def explain_credential(request, username: str | None) -> Credential | None:
-    """The credential explained: the caller's own, or (with `admin:acl`) another user's login."""
+def explain_credential(
+    request, username: str | None, token_id: str | None = None
+) -> Credential | None:
+    """The credential explained: the caller's own, one of their tokens, or (with `admin:acl`)
+    another user's login or token."""
     own = request_credential(request)
+    if token_id is not None:
+        token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
+        if token is not None and username is not None and token.user.username != username:
+            token = None
+        mine = own is not None and token is not None and token.user_id == own.user.pk
+        if not mine:
+            scope_check(request, ADMIN_ACL)
+        if token is None or not token.is_active():
+            raise NotFound(
+                f"No active token {token_id!r}" + (f" of {username!r}." if username else ".")
+            )
+        scopes, prefix = tuple(token.scopes), token.prefix
+        return Credential(user=token.user, auth=AUTH_TOKEN, scopes=scopes, prefix=prefix)
     if username is None or (own is not None and own.user.username == username):
         if own is None and settings.KVS_AUTH_ENABLED and not settings.KVS_ALLOW_ANONYMOUS_READ:
             raise NotAuthenticated()

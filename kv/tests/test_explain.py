@@ -282,3 +282,22 @@ def test_the_rule_of_prefix_explain_is_still_served(api):
     assert api.put(EXPLAIN, {"mode": "cdwr--------"}, format="json").status_code == 201
     assert api.get(EXPLAIN).json()["prefix"] == "explain"
     assert api.delete(EXPLAIN).status_code == 204
+
+
+def test_explain_for_one_of_a_users_tokens(make_client, olivia_key):
+    olivia = User.objects.get(username="olivia")
+    otto = User.objects.create(username="otto")
+    confined = token_create(user=olivia, scopes=BASIC, prefix="q/").token
+    own = make_client(scopes=["pubsub"], user=olivia)
+    body = own.get(EXPLAIN, {"key": KEY, "token": confined.id}).json()  # one of hers: allowed
+    assert body["auth"] == "token" and body["token_prefix"] == "q/"
+    assert body["decisions"]["read"]["source"] == "token_prefix"
+    stranger = make_client(scopes=BASIC, user=otto)
+    assert stranger.get(EXPLAIN, {"key": KEY, "token": confined.id}).status_code == 403
+    assert stranger.get(EXPLAIN, {"key": KEY, "token": "tok_none"}).status_code == 403
+    admin = make_client(scopes=["admin:acl"], user=otto)
+    query = {"key": KEY, "token": confined.id, "user": "olivia"}
+    assert admin.get(EXPLAIN, query).json()["decisions"]["write"]["source"] == "token_prefix"
+    missing = admin.get(EXPLAIN, {"key": KEY, "token": confined.id, "user": "otto"})
+    assert missing.status_code == 404 and missing.json()["detail"]
+    assert admin.get(EXPLAIN, {"token": confined.id}).status_code == 400
