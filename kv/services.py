@@ -334,7 +334,9 @@ def _ttl_write(batch: Batch, *, key: str, ttl: int | None, caller: Caller, now: 
         group=current.group,
         mode=current.mode,
     )
-    return batch.store(v)
+    entry = batch.store(v)
+    audit_writes(batch, "kv.put", [entry], caller=caller, created=False, ttl=ttl, via="ttl")
+    return entry
 
 
 def principals_check(*, owner: str | None, group: str | None) -> None:

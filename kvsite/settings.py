@@ -268,7 +268,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "audit.context.AuditContextMiddleware",  # after auth: audit events name the request's user
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "kvsite.middleware.LazyMessageMiddleware",  # Django's, storage made only when used
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -312,6 +312,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # starts a thread and a database connection per request). More threads overlap database waits;
 # Python code itself runs one thread at a time per process.
 KVS_HTTP_THREADS = env.int("KVS_HTTP_THREADS", default=8)
+# Whether single-key reads (GET/HEAD /api/v1/kv/{key}) and /health run on the web worker's event
+# loop thread rather than on one of those threads. Off by default: under uvicorn it measured
+# slower, in req/s and in CPU per answer (docs/performance.md); the loop does nothing else
+# meanwhile.
+KVS_HTTP_INLINE_READS = env.bool("KVS_HTTP_INLINE_READS", default=False)
 
 # --- HTTP edge (kvsite/edge.py, kvsite/server.py) ------------------------------------------------
 
