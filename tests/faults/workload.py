@@ -1,9 +1,10 @@
 """Concurrent clients and watch streams against a running cluster, recording a History; and what
 the checker needs once the cluster has healed (final states, join times, Merkle convergence).
 
-Each client works on keys of its own (`f/{client}/{i}`) through one node: PUT, PUT with `cas`
-(the version it last wrote there, or 0 when the key is absent) and DELETE. Each node has one SSE
-watch of `f/` that reconnects to the same node from the last revision it had.
+Each client works on keys of its own (`{prefix}{client}/{i}`, prefix `f/` by default) through
+one node: PUT, PUT with `cas` (the version it last wrote there, or 0 when the key is absent) and
+DELETE. Each node has one SSE watch of the prefix that reconnects to the same node from the last
+revision it had.
 """
 
 from __future__ import annotations
@@ -46,12 +47,13 @@ class Workload:
         keys_per_client: int = 5,
         seed: int = 1,
         pause_s: float = 0.02,
+        prefix: str = PREFIX,
     ) -> None:
         self.nodes, self.token = nodes, token
         self.history = History()
         self.stopping = threading.Event()
         self.watch_stop = threading.Event()
-        self.keys_per_client, self.pause_s = keys_per_client, pause_s
+        self.keys_per_client, self.pause_s, self.prefix = keys_per_client, pause_s, prefix
         self.rng = random.Random(seed)
         self.threads: list[threading.Thread] = []
         self.clients = [
@@ -66,7 +68,7 @@ class Workload:
     def start(self) -> None:
         for node in self.nodes:
             stream = self.history.stream(
-                name=f"watch@{node.node_id}", node=node.node_id, prefix=PREFIX
+                name=f"watch@{node.node_id}", node=node.node_id, prefix=self.prefix
             )
             self._spawn(self._watch, node, stream)
         for name, node in self.clients:
@@ -92,7 +94,7 @@ class Workload:
         current: dict[str, str | None] = {}  # key → the version this client last saw acknowledged
         with httpx.Client(base_url=node.url, headers=self.headers(), timeout=TIMEOUT_S) as api:
             while not self.stopping.is_set():
-                key = f"{PREFIX}{name}/{rng.randrange(self.keys_per_client)}"
+                key = f"{self.prefix}{name}/{rng.randrange(self.keys_per_client)}"
                 roll = rng.random()
                 if roll < 0.2 and current.get(key):
                     self._delete(api, name, node, key, current)
@@ -152,7 +154,7 @@ class Workload:
         headers = {**self.headers(), "Accept": "text/event-stream"}
         timeout = httpx.Timeout(TIMEOUT_S, read=2.0)
         while not self.watch_stop.is_set():
-            params = {"prefix": PREFIX}
+            params = {"prefix": self.prefix}
             if since is not None:
                 params["since"] = str(since)
                 stream.reconnects.append((len(stream.events), since))
