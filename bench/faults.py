@@ -86,7 +86,9 @@ def role_group(launch: Launch, index: int, role: str) -> int:
                 return os.getpgid(proc.pid)
             if role == "worker" and any(arg.startswith(f"node{index}@") for arg in cmdline):
                 return os.getpgid(proc.pid)
-            if role == "redis" and any(arg.endswith(f"node{index}/redis.conf") for arg in cmdline):
+            # redis-server renames its process and runs in its `dir`, the node's directory
+            redis = role == "redis" and "redis" in (cmdline[:1] or [""])[0]
+            if redis and proc.cwd() == str(launch.data / f"node{index}"):
                 return os.getpgid(proc.pid)
         except (psutil.Error, ProcessLookupError):
             continue
