@@ -19,7 +19,7 @@ run: venv
 
 # Lint, then the suite on SQLite, then again on a throwaway PostgreSQL (when one can be started):
 # the unit suite, and the multi-node tests whose locking and transactions differ by database.
-PG_INTEGRATION := tests/integration/test_replication.py
+PG_INTEGRATION := tests/integration/test_replication.py tests/integration/test_queries.py
 test: venv lint test-sqlite test-postgres
 
 test-sqlite: venv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +12,19 @@ from . import chain
 from .models import GENESIS, AuditChain, AuditEvent
 
 VERIFY_CHUNK = 2000
+FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "target",
+    "node",
+    "remote",
+    "credential",
+    "detail",
+    "hash",
+)
+StoredEvent = namedtuple("StoredEvent", FIELDS)  # rows as verify reads them (no model instances)
 
 
 @dataclass(frozen=True)
@@ -90,7 +104,8 @@ def chain_verify() -> Verdict:
             return verdict(0, expected, "the anchor (where pruning stopped) is not genuine")
     checked = 0
     events = AuditEvent.objects.filter(seq__gte=min(expected, 1)).order_by("seq")
-    for event in events.iterator(chunk_size=VERIFY_CHUNK):
+    for row in events.values_list(*FIELDS).iterator(chunk_size=VERIFY_CHUNK):
+        event = StoredEvent(*row)
         if event.seq < expected:
             return verdict(checked, event.seq, "an event lies before the anchor")
         if event.seq != expected:

@@ -1,7 +1,8 @@
 """Changes of security records as audit events: users, group membership, groups, API tokens,
-ACL rules and schemas, made on this node (from the API, the admin or a command). Each event is
-written by a model signal, inside the transaction of the change; records that arrive from a peer
-(materialized by cluster.records) are not this node's actions and are not recorded."""
+ACL rules, schemas and value indexes, made on this node (from the API, the admin or a command).
+Each event is written by a model signal, inside the transaction of the change; records that
+arrive from a peer (materialized by cluster.records) are not this node's actions and are not
+recorded."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from accounts.models import ApiToken, User
 from cluster.records import record_change_local
 from kv.acl import mode_format
 from kv.models import AclRule, PrefixSchema
+from query.models import ValueIndex
 
 from .services import event_record
 
@@ -121,6 +123,18 @@ def _schema_deleted(sender, instance: PrefixSchema, **kwargs) -> None:
         event_record("schema.delete", target=instance.prefix)
 
 
+def _index_saved(sender, instance: ValueIndex, created: bool = False, **kwargs) -> None:
+    if record_change_local() and created:  # later saves only record the local build's progress
+        detail = {"name": instance.name, "path": instance.path}
+        event_record("index.create", target=instance.prefix, detail=detail)
+
+
+def _index_deleted(sender, instance: ValueIndex, **kwargs) -> None:
+    if record_change_local():
+        detail = {"name": instance.name, "path": instance.path}
+        event_record("index.delete", target=instance.prefix, detail=detail)
+
+
 def connect_audit() -> None:
     """Record every local change of a security record (called once at startup)."""
     for model, saved, deleted in (
@@ -129,6 +143,7 @@ def connect_audit() -> None:
         (ApiToken, _token_saved, _token_deleted),
         (AclRule, _rule_saved, _rule_deleted),
         (PrefixSchema, _schema_saved, _schema_deleted),
+        (ValueIndex, _index_saved, _index_deleted),
     ):
         post_save.connect(saved, sender=model, dispatch_uid=f"kvs-audit-save-{model.__name__}")
         post_delete.connect(deleted, sender=model, dispatch_uid=f"kvs-audit-del-{model.__name__}")

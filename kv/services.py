@@ -312,7 +312,9 @@ def entry_ttl_set(
             group=current.group,
             mode=current.mode,
         )
-        return entry_apply(v, state=state, current=current)
+        entry = entry_apply(v, state=state, current=current)
+        audit_writes("kv.put", [entry], caller=caller, created=False, ttl=ttl, via="ttl")
+        return entry
 
 
 def principals_check(*, owner: str | None, group: str | None) -> None:

@@ -732,4 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else 1
+    except BrokenPipeError:  # `kvs ls | head`: the reader has gone, which is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return code if isinstance(code, int) else 0

@@ -51,7 +51,7 @@ class EventStream(RealtimeConsumer):
         if message.get("more_body") or self._started:
             return  # a GET carries no body worth reading
         self._started = True
-        if self.scope.get("method") not in ("GET", "HEAD"):
+        if self.scope.get("method") != "GET":
             await self.refuse(MethodNotAllowed(self.scope.get("method")))
             return
         await self.connect()

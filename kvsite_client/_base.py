@@ -113,6 +113,15 @@ def unreachable(endpoints: list[str], last: Exception | None) -> Unavailable:
     return Unavailable(f"No endpoint answered ({', '.join(endpoints)}){reason}", code="unreachable")
 
 
+def unclear(endpoint: str, error: Exception) -> Unavailable:
+    """A write whose request was sent but not answered: it may or may not have been applied."""
+    return Unavailable(
+        f"The request to {endpoint} failed after it was sent, so it may have been applied"
+        f" (it is not sent again without cas): {error}",
+        code="unclear",
+    )
+
+
 def raw_value(response: httpx.Response) -> JSON:
     return json.loads(response.content)
 

@@ -18,6 +18,7 @@ from ._base import (
     clean_params,
     endpoints_parse,
     may_retry,
+    unclear,
     unreachable,
 )
 from ._watch import WatchState, sse_frames
@@ -108,7 +109,7 @@ class Client(Operations):
                     result = answer(call, response)
                 except (httpx.TransportError, Unavailable) as error:
                     if not may_retry(call, error):
-                        raise unreachable([self.endpoints[index]], error) from error
+                        raise unclear(self.endpoints[index], error) from error
                     last = error
                     continue
                 self._current = index

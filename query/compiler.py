@@ -67,6 +67,7 @@ class Dialect:
     """What differs between the databases: how to reach a path, test its type, compare it."""
 
     vendor = ""
+    live = "deleted = FALSE"
 
     def doc(self, path: tuple[Segment, ...]) -> str:
         raise NotImplementedError
@@ -142,6 +143,9 @@ def _sqlite_text(column: str) -> str:
 
 class SqliteDialect(Dialect):
     vendor = "sqlite"
+    # `+deleted`: without statistics SQLite would walk the (deleted, expires_at) index and sort
+    # every live row by key; this leaves it the key range (188 ms against 1.2 ms on 20,000 keys)
+    live = "+deleted = FALSE"
     _NUMBER = "('integer', 'real')"
     _VALUE = _sqlite_text("value")
 
@@ -364,7 +368,7 @@ def compile_query(
     states its condition).
     """
     terms = [
-        "deleted = FALSE",
+        dialect.live,
         "(expires_at IS NULL OR expires_at > %s)",
         "(key < '_' OR key >= '`')",
     ]

@@ -48,12 +48,16 @@ def _index_fields(*, prefix: str, path: str) -> tuple[str, str]:
 
 
 def index_put(*, prefix: str, path: str) -> tuple[ValueIndex, bool]:
-    """Declare the index of `path` under `prefix` (idempotent); it is built in the background.
-    Returns the index and whether it is new."""
+    """Declare the index of `path` under `prefix` (idempotent; a failed build is tried again);
+    it is built in the background. Returns the index and whether it is new."""
     prefix, path = _index_fields(prefix=prefix, path=path)
-    return ValueIndex.objects.get_or_create(
+    index, created = ValueIndex.objects.get_or_create(
         prefix=prefix, path=path, defaults={"name": index_name(prefix, path)}
     )
+    if index.state == FAILED:  # declaring it again tries again
+        index.state, index.error = BUILDING, ""
+        index.save(update_fields=["state", "error", "updated_at"])
+    return index, created
 
 
 def index_delete(*, prefix: str, path: str) -> None:
@@ -65,10 +69,14 @@ def index_delete(*, prefix: str, path: str) -> None:
 
 
 def _execute(statements: list[str]) -> None:
-    concurrent = not connection.in_atomic_block  # PostgreSQL: CONCURRENTLY only outside one
+    if connection.in_atomic_block:  # PostgreSQL: CONCURRENTLY only outside a transaction
+        with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: may fail alone
+            for sql in statements:
+                cursor.execute(sql.replace(" CONCURRENTLY", ""))
+        return
     with connection.cursor() as cursor:
         for sql in statements:
-            cursor.execute(sql if concurrent else sql.replace(" CONCURRENTLY", ""))
+            cursor.execute(sql)
 
 
 def index_build(*, name: str) -> ValueIndex | None:
@@ -82,6 +90,10 @@ def index_build(*, name: str) -> ValueIndex | None:
         _execute(dialect().index_create(index_spec(index)))
     except Exception as exc:  # the database refused: keep the reason where admins see it
         log.exception("Building index %s failed", name)
+        try:  # PostgreSQL leaves an invalid index behind a failed CONCURRENTLY build
+            _execute(dialect().index_drop(index_spec(index)))
+        except Exception:
+            log.exception("Dropping the failed index %s failed too", name)
         ValueIndex.objects.filter(pk=index.pk).update(state=FAILED, error=str(exc)[:2000])
         index.refresh_from_db()
         return index

@@ -219,3 +219,27 @@ def test_a_genuine_anchor_mac_is_needed_and_suffices(settings):
         anchor_seq=events[0].seq, anchor_hash=events[0].hash, anchor_mac=mac
     )
     assert chain_verify().ok
+
+
+def test_the_prune_task_prunes_by_the_setting(settings):
+    from audit.tasks import audit_prune
+
+    settings.KVS_AUDIT_RETENTION_DAYS = 30
+    aged(40, 2)
+    assert audit_prune() >= 2
+    assert chain_verify().ok
+
+
+@pytest.mark.parametrize(("days", "scheduled"), [("30", True), ("0", False)])
+def test_celery_beat_prunes_hourly_only_with_a_retention(days, scheduled, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KVS_AUDIT_RETENTION_DAYS": days, "KVS_DATA_DIR": str(tmp_path)}
+    code = (
+        "from kvsite import settings as s; e = s.CELERY_BEAT_SCHEDULE.get('audit-prune'); "
+        "print(bool(e) and e['task'] == 'audit.tasks.audit_prune' and e['schedule'] == 3600.0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == str(scheduled), out.stderr

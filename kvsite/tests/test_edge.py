@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from kvsite.edge import BufferedBody
+from kvsite.realtime import HttpRouter
 
 LIMIT = 100
 
@@ -203,7 +204,9 @@ def test_a_websocket_passes_straight_through():
 def test_the_node_application_buffers_http_within_the_settings(settings):
     from kvsite.asgi import application
 
-    http = application.application_mapping["http"]
+    router = application.application_mapping["http"]
+    assert isinstance(router, HttpRouter)  # event-loop streams first, then everything else
+    http = router.default
     assert isinstance(http, BufferedBody)
     assert http.max_bytes == settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     assert http.timeout_s == settings.KVS_HTTP_BODY_TIMEOUT

@@ -17,7 +17,7 @@ from kvsite.parsers import request_json
 
 from .. import services
 from ..language import query_parse
-from ..models import ValueIndex
+from ..models import BUILDING, FAILED, READY, ValueIndex
 from ..selectors import entries_query
 
 PREFIX_PARAM = path_param(
@@ -35,11 +35,14 @@ QUERY_EXAMPLE = {
 
 
 def index_out(index: ValueIndex) -> dict:
+    """An index as the API shows it: `state` is `building` or `ready` (a build the database
+    refused is still `building`, with `failed` true and the database's `error`)."""
     return {
         "name": index.name,
         "prefix": index.prefix,
         "path": index.path,
-        "state": index.state,
+        "state": READY if index.state == READY else BUILDING,
+        "failed": index.state == FAILED,
         "keys": index.keys,
         "built_seconds": index.built_seconds,
         "error": index.error or None,
@@ -69,8 +72,10 @@ class IndexOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     prefix = serializers.CharField()
     path = serializers.CharField()
-    state = serializers.ChoiceField(choices=["building", "ready", "failed"])
-    keys = serializers.IntegerField(allow_null=True)
+    state = serializers.ChoiceField(choices=["building", "ready"])
+    failed = serializers.BooleanField(help_text="The database refused to build it (see error).")
+    keys = serializers.IntegerField(allow_null=True, help_text="Keys covered when it was built.")
+    error = serializers.CharField(allow_null=True)
 
 
 class QueryApi(APIView):

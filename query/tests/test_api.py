@@ -100,6 +100,7 @@ def test_indexes_api(people, make_client):
     assert again.status_code == 200
     index_build(name=made.json()["name"])
     listed = reader.get("/api/v1/indexes/").json()
+    assert listed[0]["failed"] is False and listed[0]["error"] is None
     assert [(i["prefix"], i["path"], i["state"], i["keys"]) for i in listed] == [
         ("people/", "age", "ready", 4)
     ]
@@ -119,3 +120,16 @@ def test_indexes_api(people, make_client):
     assert people.delete("/api/v1/indexes/people/?path=age").status_code == 204
     assert not ValueIndex.objects.exists()
     assert _post(people, body).json()["index"] is None
+
+
+def test_a_refused_build_is_listed_as_building_and_failed(people, monkeypatch):
+    from query import services
+    from query.compiler import DIALECTS
+
+    dialect = DIALECTS[connection.vendor]
+    monkeypatch.setattr(dialect, "index_create", lambda spec: ["CREATE INDEX nonsense ON nowhere"])
+    made = people.put("/api/v1/indexes/people/", {"path": "age"}, format="json").json()
+    services.index_build(name=made["name"])
+    listed = people.get("/api/v1/indexes/").json()
+    assert listed[0]["state"] == "building" and listed[0]["failed"] is True
+    assert listed[0]["error"]

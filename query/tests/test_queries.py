@@ -355,3 +355,21 @@ def test_compressed_values_answer_the_same(settings):
         assert _keys(_body(conditions)) == expected, conditions
     page = entries_query(query=query_parse(_body([("s", "eq", "apple")])))
     assert [e.key for e in page.items] == ["d/a"] and page.index is not None
+
+
+def test_a_failed_build_says_why_and_can_be_retried(monkeypatch):
+    from query import services
+    from query.compiler import DIALECTS
+
+    _load()
+    index, _ = index_put(prefix="d/", path="n")
+    dialect = DIALECTS[services.connection.vendor]
+    monkeypatch.setattr(dialect, "index_create", lambda spec: ["CREATE INDEX nonsense ON nowhere"])
+    failed = index_build(name=index.name)
+    assert failed.state == "failed" and failed.error
+    assert entries_query(query=query_parse(_body([("n", "eq", 1)]))).index is None
+    monkeypatch.undo()
+    again, created = index_put(prefix="d/", path="n")
+    assert not created and again.state == "building" and not again.error
+    assert index_build(name=index.name).state == "ready"
+    assert entries_query(query=query_parse(_body([("n", "eq", 1)]))).index == index.name

@@ -95,6 +95,8 @@ def test_concurrent_writes_on_every_worker_make_one_verifiable_chain(tmp_path, r
             assert sorted(created) == sorted(f"user{w}" for w in range(0, WRITERS, 2))
             verdict = verify(node1, token)
             assert verdict["ok"] is True and verdict["checked"] == len(events), verdict
+            joined = {e["target"] for e in events if e["action"] == "member.join"}
+            assert {"node1", "node2"} <= joined, joined  # written by the Celery worker's gossip
 
             # node2 holds the keys by replication; its trail has none of those writes.
             last = f"{node2}/api/v1/kv/audit/{WRITERS - 1}/{WRITES - 1}"

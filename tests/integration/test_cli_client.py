@@ -23,6 +23,7 @@ from .helpers import (
     KVS,
     Launch,
     free_port,
+    health_ok,
     kvs_up,
     logs_on_failure,
     node_groups,
@@ -300,3 +301,55 @@ def test_kvs_sub_prints_messages_that_kvs_pub_publishes(kvs, cluster, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_kvs_watch_prints_json_lines_and_outlives_its_node(kvs, cluster):
+    """Last in this module: node2 is killed (the launcher restarts it)."""
+    wait_for(lambda: health_ok(cluster.node_url(2)), timeout=JOIN_DEADLINE_S,
+             what="node2 to be back from the earlier kill")  # fmt: skip
+    ok(kvs("put", "cliwatch/a", '{"n": 0}'))
+    env = {
+        **os.environ,
+        "KVS_ENDPOINTS": f"{cluster.node_url(2)},{cluster.node_url(3)}",
+        "KVS_TOKEN": cluster.token,
+    }
+    proc = subprocess.Popen(
+        [str(KVS), "watch", "cliwatch/", "--since", "0"], env=env, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+
+    def values() -> list[int]:
+        return [json.loads(line)["value"]["n"] for line in list(lines) if line.strip()]
+
+    try:
+        wait_for(lambda: node_groups(cluster, 2, quiet=True) and values() == [0],
+                 timeout=EVENT_DEADLINE_S, what="the replay of cliwatch/a on node2")  # fmt: skip
+        for group in node_groups(cluster, 2):
+            signal_group(group, signal.SIGKILL)
+        for n in range(1, 6):
+            ok(kvs("put", "cliwatch/a", json.dumps({"n": n})))
+        wait_for(lambda: values()[-1:] == [5], timeout=EVENT_DEADLINE_S * 2,
+                 what="the watch to follow node3", explain=values)  # fmt: skip
+        seen = values()
+        assert seen == sorted(seen) and len(seen) == len(set(seen)), seen
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_kvs_query_pages_through_a_query_on_values(kvs, tmp_path):
+    for name, city in [("ann", "Oslo"), ("bob", "Rome"), ("cid", "Oslo")]:
+        ok(kvs("put", f"people2/{name}", json.dumps({"city": city})))
+    body = {"prefix": "people2/", "where": [{"path": "city", "op": "eq", "value": "Oslo"}],
+            "limit": 1}  # fmt: skip
+    found = json.loads(ok(kvs("-o", "json", "query", "-", input=json.dumps(body))))
+    assert [item["key"] for item in found["items"]] == ["people2/ann", "people2/cid"]
+    assert ok(kvs("-o", "value", "query", "-", input=json.dumps(body))).split() == [
+        "people2/ann",
+        "people2/cid",
+    ]
+    bad = kvs("query", "-", input='{"prefix": "people2/", "where": [{"op": "nope"}]}')
+    assert bad.returncode == 2, (bad.stdout, bad.stderr)

@@ -171,6 +171,8 @@ def test_account_and_policy_calls_are_events(admin):
         ("delete", "/api/v1/acl/team/", None, "acl.delete"),
         ("put", "/api/v1/schemas/cfg/", {"type": "object"}, "schema.put"),
         ("delete", "/api/v1/schemas/cfg/", None, "schema.delete"),
+        ("put", "/api/v1/indexes/team/", {"path": "age"}, "index.create"),
+        ("delete", "/api/v1/indexes/team/?path=age", None, "index.delete"),
         ("delete", "/api/v1/groups/team", None, "group.delete"),
         ("delete", "/api/v1/users/zoe", None, "user.delete"),
     ]
@@ -258,3 +260,22 @@ def test_a_websocket_refused_for_its_token_is_an_event(db, settings, monkeypatch
     assert run(scenario) == 4401
     event = newest("credential.refused")
     assert event.detail == {"kind": "token", "reason": "Invalid token."}
+
+
+def test_a_login_with_a_huge_username_is_refused_and_recorded_cut_to_size(db):
+    name = "x" * 5000
+    answer = APIClient().post(
+        "/api/v1/auth/login", {"username": name, "password": "p"}, format="json"
+    )
+    assert answer.status_code == 401
+    failed = newest("login.failed")
+    assert failed.target == name[:1024] and failed.detail["username"] == name
+
+
+def test_a_ttl_refresh_is_a_write_event(admin):
+    admin.put("/api/v1/kv/ttl/k", 1, format="json")
+    answer = admin.patch("/api/v1/kv/ttl/k", {"ttl": "5m"}, format="json")
+    assert answer.status_code == 200, answer.content
+    event = newest("kv.put")
+    assert (event.target, event.detail["via"], event.detail["ttl"]) == ("ttl/k", "ttl", 300)
+    assert event.detail["version"] == answer.json()["version"]
