@@ -20,6 +20,7 @@ urlpatterns = [
     path("history/<kvkey:key>", views.HistoryApi.as_view(), name="kv-history"),
     path("meta/<kvkey:key>", views.MetaApi.as_view(), name="kv-meta"),
     path("acl/", policy_views.AclRuleListApi.as_view(), name="acl-list"),
+    path("acl/explain", policy_views.AclExplainApi.as_view(), name="acl-explain"),
     path("acl/<kvkey:prefix>", policy_views.AclRuleApi.as_view(), name="acl-rule"),
     path("schemas/", policy_views.SchemaListApi.as_view(), name="schema-list"),
     path("schemas/<kvkey:prefix>", policy_views.SchemaApi.as_view(), name="schema"),
