@@ -24,29 +24,10 @@ _VALUE_INDEX = _ENTRY_NAMES.index("value")
 _SELECT_ENTRY = (
     f"SELECT {_ENTRY_COLUMNS} FROM {_ENTRY} WHERE {connection.ops.quote_name('key')} = %s"
 )
-_UPDATE_ENTRY = "UPDATE {table} SET {sets} WHERE id = %s".format(
-    table=_ENTRY,
-    sets=", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in _ENTRY_WRITABLE),
-)
-_INSERT_ENTRY = "INSERT INTO {table} ({cols}) VALUES ({marks}) RETURNING id".format(
-    table=_ENTRY,
-    cols=", ".join(connection.ops.quote_name(f.column) for f in _ENTRY_WRITABLE),
-    marks=", ".join(["%s"] * len(_ENTRY_WRITABLE)),
-)
-
 _STATE = StoreState._meta.db_table
 _LEAF = MerkleLeaf._meta.db_table
 _HISTORY = EntryVersion._meta.db_table
 _HISTORY_FIELDS = [f for f in EntryVersion._meta.concrete_fields if not f.primary_key]
-_INSERT_HISTORY = "INSERT INTO {table} ({cols}) VALUES ({marks})".format(
-    table=_HISTORY,
-    cols=", ".join(connection.ops.quote_name(f.column) for f in _HISTORY_FIELDS),
-    marks=", ".join(["%s"] * len(_HISTORY_FIELDS)),
-)
-_TRIM_HISTORY = (
-    f'DELETE FROM {_HISTORY} WHERE "key" = %s AND id NOT IN '
-    f'(SELECT id FROM {_HISTORY} WHERE "key" = %s ORDER BY hlc DESC, id DESC LIMIT %s)'
-)
 
 
 def _row_entry(row) -> Entry:
@@ -69,18 +50,6 @@ def entry_by_key(key: str) -> Entry | None:
 
 def _db_values(obj, fields) -> list:
     return [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
-
-
-def entry_save(entry: Entry) -> None:
-    """Insert a new entry (setting its pk) or update an existing one, every column."""
-    values = _db_values(entry, _ENTRY_WRITABLE)
-    with connection.cursor() as cursor:
-        if entry.pk is None:
-            cursor.execute(_INSERT_ENTRY, values)
-            entry.pk = cursor.fetchone()[0]
-            entry._state.adding = False
-        else:
-            cursor.execute(_UPDATE_ENTRY, [*values, entry.pk])
 
 
 def state_lock() -> StoreState:
@@ -123,25 +92,6 @@ def leaf_save(bucket: int, new_hash: str, count_delta: int) -> None:
             f'UPDATE {_LEAF} SET hash = %s, "count" = "count" + %s WHERE bucket = %s',
             [new_hash, count_delta, bucket],
         )
-
-
-def history_push(previous: Entry, *, depth: int) -> None:
-    """Keep `previous` as a history version of its key, and only the newest `depth` of them."""
-    version = EntryVersion(
-        key=previous.key,
-        value=previous.value,
-        version=previous.version,
-        hlc=previous.hlc,
-        origin=previous.origin,
-        deleted=previous.deleted,
-        expires_at=previous.expires_at,
-        owner=previous.owner,
-        group=previous.group,
-        mode=previous.mode,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_HISTORY, _db_values(version, _HISTORY_FIELDS))
-        cursor.execute(_TRIM_HISTORY, [previous.key, previous.key, depth])
 
 
 # --- The batch forms (kv.batch): a few statements per batch, whatever its size --------------------

@@ -51,6 +51,7 @@ def put_out(entry: Entry) -> dict:
         "key": entry.key,
         "version": str(entry.version),
         "timestamp": entry.timestamp,
+        "hlc": entry.hlc,  # the version order's clock, as in watch events
         "revision": entry.revision,
         "expires_at": entry.expires_at,
     }
@@ -60,6 +61,7 @@ def version_out(version: Entry | EntryVersion) -> dict:
     return {
         "version": str(version.version),
         "timestamp": version.timestamp,
+        "hlc": version.hlc,
         "value": None
         if version.deleted or version.value is None
         else orjson.Fragment(version.value),
@@ -111,6 +113,9 @@ class PutOutputSerializer(serializers.Serializer):
     key = serializers.CharField()
     version = serializers.UUIDField()
     timestamp = serializers.IntegerField()
+    hlc = serializers.IntegerField(
+        help_text="The version's hybrid logical clock: versions of a key order by it."
+    )
     revision = serializers.IntegerField()
     expires_at = serializers.IntegerField(allow_null=True)
 
@@ -131,6 +136,7 @@ class HistoryOutputSerializer(serializers.Serializer):
     class VersionSerializer(serializers.Serializer):
         version = serializers.UUIDField()
         timestamp = serializers.IntegerField()
+        hlc = serializers.IntegerField(help_text="The version order's clock.")
         value = serializers.JSONField(allow_null=True, help_text="null for a tombstone.")
         deleted = serializers.BooleanField()
         origin = serializers.CharField(help_text="The node where the version was written.")
