@@ -22,15 +22,18 @@ class Kind:
     model: type[models.Model]
     fields: tuple[str, ...]
     order: str = "pk"  # keyset order of the snapshot's chunked reads (a unique column)
+    optional: frozenset[str] = frozenset()  # fields older backups lack (restored as null)
 
 
 _ENTRY_FIELDS = (
     "key", "value", "version", "hlc", "origin", "origin_joined_at", "deleted", "expires_at",
-    "owner", "group", "mode", "revision",
+    "owner", "group", "mode", "revision", "actor",
 )  # fmt: skip
 _HISTORY_FIELDS = (
     "key", "value", "version", "hlc", "origin", "deleted", "expires_at", "owner", "group", "mode",
+    "actor",
 )  # fmt: skip
+_ACTOR = frozenset({"actor"})  # backups made before versions recorded their writer lack it
 _USER_FIELDS = (
     "username", "password", "email", "first_name", "last_name", "is_superuser", "is_staff",
     "is_active", "date_joined", "last_login",
@@ -52,8 +55,8 @@ KINDS: dict[str, Kind] = {
         Kind("token", ApiToken, _TOKEN_FIELDS),
         Kind("rule", AclRule, ("prefix", "owner", "group", "mode", "updated_at")),
         Kind("schema", PrefixSchema, ("prefix", "schema", "updated_at")),
-        Kind("entry", Entry, _ENTRY_FIELDS, order="key"),
-        Kind("history", EntryVersion, _HISTORY_FIELDS),
+        Kind("entry", Entry, _ENTRY_FIELDS, order="key", optional=_ACTOR),
+        Kind("history", EntryVersion, _HISTORY_FIELDS, optional=_ACTOR),
         Kind("member", Member, _MEMBER_FIELDS, order="node_id"),
         Kind("cursor", PeerCursor, ("node_id", "revision", "updated_at"), order="node_id"),
     )
@@ -78,7 +81,7 @@ def field_values(kind: Kind, record: dict) -> list:
     values = []
     for name in kind.fields:
         field = kind.model._meta.get_field(name)
-        value = record[name]
+        value = record.get(name) if name in kind.optional else record[name]
         if value is not None and isinstance(
             field, models.DateTimeField | models.UUIDField | models.JSONField
         ):

@@ -47,7 +47,7 @@ def backup_verify(path: Path) -> Verified:
             verified = Verified(header=record, counts=dict.fromkeys(KINDS, 0))
             continue
         kind = KINDS[record["kind"]]
-        missing = [name for name in kind.fields if name not in record]
+        missing = [n for n in kind.fields if n not in record and n not in kind.optional]
         if missing:
             raise BackupDamaged(f"{path}: line {number}: a {kind.name} record without {missing[0]}")
         verified.counts[kind.name] += 1

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from kv.keys import InvalidKey, key_validate
 from kv.merkle import DIGEST_HEX, FANOUT, bucket_of, tree_depth
-from kv.versions import Version
+from kv.versions import EXPIRY_JOINED_AT, Version
 from kvsite.exceptions import InvalidInput, InvalidJson
 from kvsite.parsers import json_parse
 
@@ -35,6 +35,9 @@ MAX_PRINCIPAL = 150  # owner and group: a username or group name (Django's 150)
 MAX_VALUE_DEPTH = 1024
 BUCKETS_PER_MESSAGE = 256  # a digests request: the asking side sends at most this many
 VERSION_FIELDS = frozenset(f.name for f in fields(Version))
+# Fields a peer may leave out: nodes of earlier releases send versions without an actor.
+OPTIONAL_VERSION_FIELDS = frozenset({"actor"})
+UNKNOWN_ACTOR = "unknown"  # the actor of a version whose writer's node did not say
 
 
 class WireError(InvalidInput):
@@ -111,7 +114,8 @@ def version_parse(data: object, *, index: int | None = None) -> Version:
 
     if not isinstance(data, dict):
         fail("*", "a version is a JSON object")
-    missing, unknown = VERSION_FIELDS - data.keys(), data.keys() - VERSION_FIELDS
+    missing = VERSION_FIELDS - OPTIONAL_VERSION_FIELDS - data.keys()
+    unknown = data.keys() - VERSION_FIELDS
     if missing or unknown:
         field = sorted(missing or unknown)[0]
         fail(field, "missing" if missing else "unknown field")
@@ -131,7 +135,9 @@ def version_parse(data: object, *, index: int | None = None) -> Version:
         fail("origin", f"a node id (printable, 1 to {MAX_NODE_ID} characters)")
     if not _int(data["mode"], 0, MAX_MODE + 1):
         fail("mode", f"an integer from 0 to {MAX_MODE}")
-    for name in ("owner", "group"):
+    for name in ("owner", "group", "actor"):
+        if name not in data:
+            continue
         value = data[name]
         if not (value is None or (isinstance(value, str) and len(value) <= MAX_PRINCIPAL)):
             fail(name, f"null or a name of at most {MAX_PRINCIPAL} characters")
@@ -150,6 +156,9 @@ def version_parse(data: object, *, index: int | None = None) -> Version:
             problem = record_validate(kind, unquote(name), document)
         if problem:
             fail("value", problem)
+    if "actor" not in data:  # an earlier release's version: an expiry has no actor anyway
+        expiry = deleted and data["origin_joined_at"] == EXPIRY_JOINED_AT
+        data = {**data, "actor": None if expiry else UNKNOWN_ACTOR}
     return Version(**{**data, "version": version})
 
 

@@ -108,6 +108,7 @@ class Batch:
             version=v.version,
             hlc=v.hlc,
             origin=v.origin,
+            actor=v.actor,
             origin_joined_at=v.origin_joined_at,
             deleted=v.deleted,
             expires_at=v.expires_at,

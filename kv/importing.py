@@ -109,7 +109,8 @@ def _import_one(
     node = local_node()
     version = Version(
         key=item.key, version=uuid.uuid4(), hlc=batch.tick(now), origin=node.node_id,
-        origin_joined_at=node.joined_at, value=item.value, expires_at=item.expires_at, **meta,
+        origin_joined_at=node.joined_at, actor=caller.username, value=item.value,
+        expires_at=item.expires_at, **meta,
     )  # fmt: skip
     entry = batch.store(version)
     audit_writes(batch, "kv.put", [entry], caller=caller, via="import")

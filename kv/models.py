@@ -30,6 +30,9 @@ class Entry(models.Model):
     version = models.UUIDField()
     hlc = models.BigIntegerField()
     origin = models.CharField(max_length=64, help_text="Node that wrote this version.")
+    actor = models.CharField(
+        max_length=150, null=True, blank=True, help_text="The user who wrote it (null: expiry)."
+    )
     origin_joined_at = models.BigIntegerField(help_text="When the origin node joined (ms).")
     deleted = models.BooleanField(default=False)
     expires_at = models.BigIntegerField(null=True, blank=True, help_text="Milliseconds, or null.")
@@ -68,6 +71,7 @@ class EntryVersion(models.Model):
     version = models.UUIDField()
     hlc = models.BigIntegerField()
     origin = models.CharField(max_length=64)
+    actor = models.CharField(max_length=150, null=True, blank=True)
     deleted = models.BooleanField(default=False)
     expires_at = models.BigIntegerField(null=True, blank=True)
     owner = models.CharField(max_length=150, null=True, blank=True)

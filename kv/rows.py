@@ -179,6 +179,7 @@ def _history_values(previous: Entry) -> list:
         version=previous.version,
         hlc=previous.hlc,
         origin=previous.origin,
+        actor=previous.actor,
         deleted=previous.deleted,
         expires_at=previous.expires_at,
         owner=previous.owner,

@@ -94,7 +94,8 @@ def _cas_check(cas: str | None, live: Entry | None) -> None:
         raise Conflict("The key's current version differs.", version=str(live.version))
 
 
-def _local_version(key: str, hlc: int, **fields) -> Version:
+def _local_version(key: str, hlc: int, *, actor: str | None, **fields) -> Version:
+    """A version written on this node now by `actor` (a username; None for system writes)."""
     node = local_node()
     return Version(
         key=key,
@@ -102,6 +103,7 @@ def _local_version(key: str, hlc: int, **fields) -> Version:
         hlc=hlc,
         origin=node.node_id,
         origin_joined_at=node.joined_at,
+        actor=actor,
         **fields,
     )
 
@@ -140,6 +142,7 @@ def _put_write(
     ttl: int | None,
     cas: str | None,
     now: int,
+    detail: dict | None = None,
 ) -> tuple[Entry, bool]:
     current = batch.entry(key)
     live = current if current is not None and current.is_live(now) else None
@@ -155,6 +158,7 @@ def _put_write(
     v = _local_version(
         key,
         batch.tick(now),
+        actor=caller.username,
         value=value,
         expires_at=now + ttl * 1000 if ttl else None,
         owner=owner,
@@ -162,8 +166,46 @@ def _put_write(
         mode=mode,
     )
     entry = batch.store(v)
-    audit_writes(batch, "kv.put", [entry], caller=caller, created=live is None, ttl=ttl)
+    detail = detail or {}
+    audit_writes(batch, "kv.put", [entry], caller=caller, created=live is None, ttl=ttl, **detail)
     return entry, live is None
+
+
+def entry_revert(
+    *, key: str, version: object, caller: Caller = SYSTEM, now: int | None = None
+) -> tuple[Entry, bool]:
+    """Write the value `key` held at `version` (its current version or one of its history) as
+    its newest version, with the checks and answer of `entry_put`; return (entry, created).
+
+    The caller must be able to read that version (NotFound otherwise, as for an unknown key or
+    version) and to write the key (or create it, if it is deleted now); the value must satisfy
+    the schema that governs the key now. The new version has no TTL. A tombstone version cannot
+    be reverted to (InvalidInput): deleting the key is what makes it absent.
+    """
+    from .selectors import entry_history
+
+    try:
+        wanted = uuid.UUID(version) if isinstance(version, str) else None
+    except ValueError:
+        wanted = None
+    if wanted is None:
+        raise InvalidInput("Give the version to revert to: a version id from the key's history.")
+    current, previous = entry_history(key=key, caller=caller)
+    found = next((v for v in [current, *previous] if str(v.version) == str(wanted)), None)
+    if found is None:
+        raise NotFound(f"{key!r} has no version {str(wanted)!r} in its history here.")
+    if found.deleted or found.value is None:
+        raise InvalidInput(
+            f"Version {str(wanted)!r} of {key!r} is a deletion; to make the key absent, delete it."
+        )
+    client_writes_check()
+    value_validate(key=key, value=found.value)
+    now = wall_ms() if now is None else now
+    write = partial(
+        _put_write, key=key, value=found.value, caller=caller, ttl=None, cas=None, now=now,
+        detail={"via": "revert", "reverted_from": str(wanted)},
+    )  # fmt: skip
+    return write_submit(write, keys=(key,))
 
 
 def audit_writes(
@@ -213,15 +255,16 @@ def _delete_write(batch: Batch, *, key: str, caller: Caller, cas: str | None, no
         raise NotFound(f"No key {key!r}.")
     _require(caller, "d", live)
     _cas_check(cas, live)
-    tombstone = _tombstone(batch, live, now=now)
+    tombstone = _tombstone(batch, live, now=now, caller=caller)
     audit_writes(batch, "kv.delete", [tombstone], caller=caller)
     return tombstone
 
 
-def _tombstone(batch: Batch, live: Entry, *, now: int) -> Entry:
+def _tombstone(batch: Batch, live: Entry, *, now: int, caller: Caller) -> Entry:
     v = _local_version(
-        live.key, batch.tick(now), deleted=True, owner=live.owner, group=live.group, mode=live.mode
-    )
+        live.key, batch.tick(now), actor=caller.username, deleted=True, owner=live.owner,
+        group=live.group, mode=live.mode,
+    )  # fmt: skip
     return batch.store(v)
 
 
@@ -248,7 +291,7 @@ def _delete_recurse_write(batch: Batch, *, key: str, caller: Caller, now: int) -
     doomed = [batch.entry(k) for k in keys]
     for entry in doomed:
         _require(caller, "d", entry)
-    tombstones = [_tombstone(batch, entry, now=now) for entry in doomed]
+    tombstones = [_tombstone(batch, entry, now=now, caller=caller) for entry in doomed]
     audit_writes(batch, "kv.delete", tombstones, caller=caller, recurse=key)
     return len(doomed)
 
@@ -297,6 +340,7 @@ def _meta_write(
     v = _local_version(
         key,
         batch.tick(now),
+        actor=caller.username,
         value=current.value,
         expires_at=current.expires_at,
         owner=owner if "owner" in fields else current.owner,
@@ -328,6 +372,7 @@ def _ttl_write(batch: Batch, *, key: str, ttl: int | None, caller: Caller, now: 
     v = _local_version(
         key,
         batch.tick(now),
+        actor=caller.username,
         value=current.value,
         expires_at=now + ttl * 1000 if ttl else None,
         owner=current.owner,
@@ -396,6 +441,7 @@ def tombstones_purge(*, now: int | None = None, batch: int = 1000) -> int:
 __all__ = [
     "entry_apply",
     "entry_put",
+    "entry_revert",
     "entry_delete",
     "entry_delete_recurse",
     "entry_meta_set",
@@ -445,7 +491,7 @@ def _system_write(batch: Batch, *, key: str, value: str | None, now: int) -> Ent
         return None
     if current is not None and not current.deleted and current.value == value:
         return current  # unchanged: no new version
-    v = _local_version(key, batch.tick(now), value=value, deleted=value is None, mode=0)
+    v = _local_version(key, batch.tick(now), actor=None, value=value, deleted=value is None, mode=0)
     return batch.store(v)
 
 

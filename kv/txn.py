@@ -145,8 +145,8 @@ def _txn_write(
                 results.append(OpResult(op, None))
                 continue
             v = _local_version(
-                op.key, batch.tick(now), deleted=True, owner=live.owner, group=live.group,
-                mode=live.mode,
+                op.key, batch.tick(now), actor=caller.username, deleted=True,
+                owner=live.owner, group=live.group, mode=live.mode,
             )  # fmt: skip
             entry = batch.store(v)
             audit_writes(batch, "kv.delete", [entry], caller=caller, via="txn")
@@ -158,7 +158,8 @@ def _txn_write(
                 _allowed_, group, mode = creation_policy(caller, op.key)
                 owner = caller.username
             v = _local_version(
-                op.key, batch.tick(now), value=op.value, owner=owner, group=group, mode=mode,
+                op.key, batch.tick(now), actor=caller.username, value=op.value, owner=owner,
+                group=group, mode=mode,
                 expires_at=now + op.ttl * 1000 if op.ttl else None,
             )  # fmt: skip
             entry = batch.store(v)

@@ -27,6 +27,7 @@ class Version:
     owner: str | None = None
     group: str | None = None
     mode: int = 0
+    actor: str | None = None  # the username that wrote it; None for expiry and system writes
 
     @classmethod
     def of(cls, entry: Entry) -> "Version":
@@ -45,6 +46,7 @@ class Version:
             owner=entry.owner,
             group=entry.group,
             mode=entry.mode,
+            actor=entry.actor,
         )
 
     def order(self) -> tuple[int, int, int]:

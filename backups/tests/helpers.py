@@ -53,6 +53,7 @@ def store_dump() -> dict:
                 "group",
                 "mode",
                 "revision",
+                "actor",
                 "digest",
                 "bucket",
             )
@@ -69,6 +70,7 @@ def store_dump() -> dict:
                 "owner",
                 "group",
                 "mode",
+                "actor",
             )
         ),  # fmt: skip
         "users": list(

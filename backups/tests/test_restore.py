@@ -97,3 +97,35 @@ def test_an_empty_store_takes_a_backup_without_force(backup):
     assert store_is_empty()
     backup_restore(path)
     assert store_dump() == before
+
+
+def test_versions_keep_their_actor_and_a_backup_without_actors_still_restores(backup, tmp_path):
+    from backups.fileformat import BackupWriter, backup_lines
+    from kv.models import EntryVersion
+
+    path, _, before = backup
+    assert Entry.objects.exclude(actor=None).count() == 0  # store_fill writes as the system
+    Entry.objects.filter(key="app/k0000").update(actor="alice")
+    EntryVersion.objects.filter(key="app/k0000").update(actor="bob")
+    with_actor = tmp_path / "actors.jsonl.zst"
+    backup_write(with_actor)
+    backup_restore(with_actor, force=True)
+    assert Entry.objects.get(key="app/k0000").actor == "alice"
+    assert set(EntryVersion.objects.filter(key="app/k0000").values_list("actor", flat=True)) == {
+        "bob"
+    }
+    old = tmp_path / "earlier-release.jsonl.zst"  # the same backup as written before actors
+    with open(old, "wb") as target:
+        writer = BackupWriter(target)
+        for number, data in backup_lines(path):
+            kind = data.pop("kind")
+            if number == 1:
+                for name in ("format", "format_version"):
+                    data.pop(name)
+                writer.header(data)
+                continue
+            data.pop("actor", None)
+            writer.record(kind, data)
+        writer.close()
+    backup_restore(old, force=True)
+    assert store_dump() == before

@@ -20,7 +20,7 @@ from kv import selectors, services
 from kv.hlc import hlc_from_ms, wall_ms
 from kv.merkle import bucket_of
 from kv.models import Entry
-from kv.versions import Version
+from kv.versions import Version, expiry_tombstone
 
 pytestmark = pytest.mark.django_db
 SECRET = "wire-secret-0123456789abcdef"
@@ -89,6 +89,9 @@ BAD_VERSIONS = {
     "group a number": ({"group": 7}, "group"),
     "deleted as text": ({"deleted": "yes"}, "deleted"),
     "unknown field": ({"colour": "red"}, "colour"),
+    "actor too long": ({"actor": "a" * 151}, "actor"),
+    "actor a number": ({"actor": 7}, "actor"),
+    "actor a list": ({"actor": ["alice"]}, "actor"),
 }
 
 
@@ -114,6 +117,30 @@ def test_a_missing_field_is_named(client, node):
     assert response.status_code == 400
     assert (response.json()["index"], response.json()["field"]) == (0, "mode")
     assert stored_keys() == set()
+
+
+def test_the_actor_replicates_and_may_be_null(client, node):
+    batch = [wire("by/alice", actor="alice"), wire("by/nobody", actor=None)]
+    assert post(client, VERSIONS_PATH, {"versions": batch}).status_code == 200
+    assert Entry.objects.get(key="by/alice").actor == "alice"
+    assert Entry.objects.get(key="by/nobody").actor is None
+
+
+def test_a_version_without_an_actor_from_an_earlier_release_shows_unknown(client, node):
+    old = wire("old/write")
+    del old["actor"]
+    expired = Version("old/expired", uuid.uuid4(), hlc_from_ms(wall_ms()), "peer", 1)
+    tombstone = expiry_tombstone(expired).as_wire()
+    del tombstone["actor"]
+    assert post(client, VERSIONS_PATH, {"versions": [old, tombstone]}).status_code == 200
+    assert Entry.objects.get(key="old/write").actor == "unknown"
+    assert Entry.objects.get(key="old/expired").actor is None  # an expiry has no writer
+
+
+def test_versions_sent_to_peers_carry_the_actor():
+    v = Version("k", uuid.uuid4(), 5, "n1", 1, value="1", actor="alice")
+    assert v.as_wire()["actor"] == "alice"
+    assert version_parse(v.as_wire()) == v
 
 
 def test_an_oversized_value_gets_400_and_is_not_stored(client, node, settings):

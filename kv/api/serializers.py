@@ -67,6 +67,8 @@ def version_out(version: Entry | EntryVersion) -> dict:
         else orjson.Fragment(version.value),
         "deleted": version.deleted,
         "origin": version.origin,
+        "node": version.origin,
+        "actor": version.actor,
         "expires_at": version.expires_at,
     }
 
@@ -140,10 +142,22 @@ class HistoryOutputSerializer(serializers.Serializer):
         value = serializers.JSONField(allow_null=True, help_text="null for a tombstone.")
         deleted = serializers.BooleanField()
         origin = serializers.CharField(help_text="The node where the version was written.")
+        node = serializers.CharField(help_text="The node where the version was written.")
+        actor = serializers.CharField(
+            allow_null=True,
+            help_text="The username that wrote it; null for an expiry or a system write; "
+            '"unknown" when the writer\'s node did not say (an earlier release).',
+        )
         expires_at = serializers.IntegerField(allow_null=True)
 
     key = serializers.CharField()
     versions = VersionSerializer(many=True)
+
+
+class RevertInputSerializer(serializers.Serializer):
+    """The body of a revert (documentation only; the view checks the body itself)."""
+
+    version = serializers.UUIDField(help_text="The version id to write again, from the history.")
 
 
 class MetaOutputSerializer(serializers.Serializer):

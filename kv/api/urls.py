@@ -17,6 +17,7 @@ urlpatterns = [
     path("kv/<kvkey:key>", views.KeyApi.as_view(), name="kv-key"),
     path("import", import_views.ImportApi.as_view(), name="kv-import"),
     path("txn", txn_views.TxnApi.as_view(), name="kv-txn"),
+    path("history/<kvkey:key>/revert", views.HistoryRevertApi.as_view(), name="kv-history-revert"),
     path("history/<kvkey:key>", views.HistoryApi.as_view(), name="kv-history"),
     path("meta/<kvkey:key>", views.MetaApi.as_view(), name="kv-meta"),
     path("acl/", policy_views.AclRuleListApi.as_view(), name="acl-list"),

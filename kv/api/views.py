@@ -27,6 +27,7 @@ from .serializers import (
     MetaOutputSerializer,
     PageOutputSerializer,
     PutOutputSerializer,
+    RevertInputSerializer,
     TtlInputSerializer,
     entry_out,
     meta_out,
@@ -232,6 +233,35 @@ class HistoryApi(APIView):
         key_scope_check(request, READ, key)
         entry, previous = selectors.entry_history(key=key, caller=request_caller(request))
         return Response({"key": key, "versions": [version_out(v) for v in [entry, *previous]]})
+
+
+class HistoryRevertApi(APIView):
+    """Write a version's value again, as the newest version of the key."""
+
+    permission_classes = [AllowAny]  # key_scope_check decides
+
+    @extend_schema(
+        parameters=[KEY_PARAM],
+        request=RevertInputSerializer,
+        responses={
+            200: OpenApiResponse(PutOutputSerializer, description="Replaced."),
+            201: OpenApiResponse(PutOutputSerializer, description="Created (the key was deleted)."),
+            **errors(400, 403, 404, 503),
+        },
+        operation_id="history_revert",
+        description="Writes the value the key had at `version` as its newest version, through "
+        "the checks of a PUT (ACL, schema, audit, replication) and with its answer. The new "
+        "version has no TTL. Reverting to a deletion answers 400: delete the key instead.",
+    )
+    def post(self, request, key):
+        key_scope_check(request, WRITE, key)
+        data = request_json(request)
+        if not isinstance(data, dict) or set(data) != {"version"}:
+            raise InvalidInput('The body is {"version": "<a version id from the history>"}.')
+        entry, created = services.entry_revert(
+            key=key, version=data["version"], caller=request_caller(request)
+        )
+        return Response(put_out(entry), status=201 if created else 200)
 
 
 class MetaApi(APIView):
