@@ -1,17 +1,20 @@
 """The entry admin: a folder browser over the live keys; adds, changes and deletes go through
 kv.services with the admin user's ACL, exactly as the API's writes do."""
 
+import difflib
 import json
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin import actions
 from django.contrib.admin.views.main import IS_POPUP_VAR, ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet, Value
 from django.db.models.functions import StrIndex, Substr
-from django.shortcuts import redirect
-from django.urls import reverse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from accounts.admin_access import ScopedAdmin, admin_credential, admin_grants
 from accounts.models import User
@@ -20,9 +23,10 @@ from kvsite.admin_site import admin_time
 from kvsite.exceptions import KvsError
 
 from .. import selectors, services
-from ..acl import Caller, mode_format
+from ..acl import Caller, caller_may, mode_format
 from ..explain import acl_explain, login_credential
 from ..forms import EntryAddForm, EntryChangeForm, json_pretty
+from ..hlc import wall_ms
 from ..keys import prefix_successor, prefix_validate
 from ..models import Entry
 from .access import admin_caller, entry_may_change, entry_may_delete, readable_by
@@ -34,6 +38,26 @@ EXPLAIN_PARAM = "explain"  # the user the "who can do what" panel answers for
 MAX_QUERY_MATCHES = 1000
 MAX_FOLDERS = 500
 PREVIEW_CHARS = 60
+DIFF_CONTEXT = 3  # unchanged lines shown around each change of the history's diffs
+
+
+def json_diff(older: str | None, newer: str | None, *, names: tuple[str, str]) -> list[dict]:
+    """The unified diff of two versions' values pretty-printed (a deletion: no lines), as lines
+    with a CSS kind (add, del, hunk, file or same); empty when the values print the same."""
+    lines = difflib.unified_diff(
+        json_pretty(older).splitlines(),
+        json_pretty(newer).splitlines(),
+        fromfile=names[0],
+        tofile=names[1],
+        lineterm="",
+        n=DIFF_CONTEXT,
+    )
+    kinds = {"+": "add", "-": "del", "@": "hunk"}
+    out = []
+    for number, line in enumerate(lines):
+        kind = "file" if number < 2 else kinds.get(line[:1], "same")
+        out.append({"kind": kind, "text": line})
+    return out
 
 
 def value_preview(text: str | None, limit: int = PREVIEW_CHARS) -> str:
@@ -350,6 +374,7 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
             context["kv_crumbs"] = folder_crumbs(folder + "/")
             context["kv_name"] = name
             context["kv_explain"] = self._explain(request, obj)
+            context["kv_revert_url"] = reverse("admin:kv_entry_revert", args=[obj.pk])
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _explain(self, request, obj: Entry) -> dict:
@@ -372,29 +397,74 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
             "decisions": [{"name": name, **d} for name, d in answer["decisions"].items()],
         }
 
+    def get_urls(self):
+        revert = self.admin_site.admin_view(require_POST(self.revert_view))
+        return [
+            path("<path:object_id>/revert/", revert, name="kv_entry_revert"),
+            *super().get_urls(),
+        ]
+
+    def revert_view(self, request, object_id):
+        """ "Revert to this version": write that version's value as the key's newest version,
+        through kv.services as the API's POST /history/{key}/revert does (scope write, then the
+        key's ACL, its schema, audit and replication)."""
+        entry = get_object_or_404(Entry, pk=object_id)
+        if not self.has_change_permission(request):  # the scope; the key's ACL: the service
+            raise PermissionDenied
+        version = request.POST.get("version", "")
+        try:
+            services.entry_revert(key=entry.key, version=version, caller=admin_caller(request))
+        except KvsError as exc:
+            self.message_user(request, f"Not reverted: {exc.detail}", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Reverted {entry.key} to version {version[:8]}: it is the newest version now.",
+                messages.SUCCESS,
+            )
+        return redirect(reverse("admin:kv_entry_change", args=[entry.pk]) + "#kv-history")
+
     def history_view(self, request, object_id, extra_context=None):
         """The key's own history is on its page: Django's log of admin edits would only repeat
         part of it."""
         return redirect(reverse("admin:kv_entry_change", args=[object_id]) + "#kv-history")
 
     def _history(self, request, obj: Entry) -> list[dict]:
+        caller = admin_caller(request)
         try:
-            entry, previous = selectors.entry_history(key=obj.key, caller=admin_caller(request))
+            entry, previous = selectors.entry_history(key=obj.key, caller=caller)
         except KvsError:
             return []
-        return [
-            {
-                "current": version is entry,
-                "version": version.version,
-                "time": version.timestamp,
-                "deleted": version.deleted,
-                "preview": value_preview(version.value),
-                "full": json_pretty(version.value),
-                "mode": mode_format(version.mode),
-                "origin": version.origin,
-            }
-            for version in [entry, *previous]
-        ]
+        versions = [entry, *previous]
+        live = entry.is_live(wall_ms())
+        acl = {"owner": entry.owner, "group": entry.group, "mode": entry.mode}
+        may_revert = self.has_change_permission(request) and (
+            not live or caller_may(caller, "w", **acl)
+        )  # else the service refuses anyway: no button that can only fail
+        rows = []
+        for index, version in enumerate(versions):
+            before = versions[index + 1] if index + 1 < len(versions) else None
+            short = str(version.version)[:8]
+            rows.append(
+                {
+                    "current": version is entry,
+                    "version": version.version,
+                    "time": version.timestamp,
+                    "deleted": version.deleted,
+                    "preview": value_preview(version.value),
+                    "full": json_pretty(version.value),
+                    "mode": mode_format(version.mode),
+                    "origin": version.origin,
+                    "actor": version.actor,
+                    "diff": None
+                    if before is None
+                    else json_diff(
+                        before.value, version.value, names=(str(before.version)[:8], short)
+                    ),
+                    "revertable": may_revert and not version.deleted and version is not entry,
+                }
+            )
+        return rows
 
     # --- deletes: tombstones through the service -----------------------------------------------
 

@@ -657,3 +657,88 @@ def test_the_rule_grids_c_column_stays_editable(root_client):
     html = root_client.get(reverse("admin:kv_aclrule_add")).content.decode()
     boxes = re.findall(r'<input type="checkbox" name="mode"[^>]*>', html)
     assert len(boxes) == 12 and not any(" disabled" in box for box in boxes)
+
+
+# --- history: actor, diff, revert ----------------------------------------------------------------
+
+
+def revert_url(entry: Entry) -> str:
+    return reverse("admin:kv_entry_revert", args=[entry.pk])
+
+
+def test_the_history_shows_each_versions_actor_and_its_diff_against_the_one_before(root_client):
+    first = put("doc", '{"a":1,"b":2}', caller=Caller(username="alice"))
+    put("doc", '{"a":1,"b":3}')
+    current = services.entry_put(key="doc", value='{"a":1,"b":3}')[0]  # a system write
+    response = root_client.get(change_url(current))
+    history = response.context["kv_history"]
+    assert [v["actor"] for v in history] == [None, "root", "alice"]
+    assert history[0]["diff"] == [] and history[2]["diff"] is None  # same value; the first
+    lines = [(line["kind"], line["text"]) for line in history[1]["diff"]]
+    assert ("del", '-  "b": 2') in lines and ("add", '+  "b": 3') in lines
+    assert lines[0] == ("file", f"--- {str(first.version)[:8]}")
+    html = response.content.decode()
+    table = html[html.index('id="kv-history"') :]
+    assert '<td class="kv-actor">alice</td>' in table and "same value" in table
+    assert '<span class="kv-diff-add">+  &quot;b&quot;: 3</span>' in table
+
+
+def test_revert_button_posts_with_csrf_and_writes_the_old_value(client, root_user):
+    csrf = client.__class__(enforce_csrf_checks=True)
+    csrf.force_login(root_user)
+    first = put("doc", '{"v":1}')
+    current = put("doc", '{"v":2}')
+    html = csrf.get(change_url(current)).content.decode()
+    assert f'<form id="kv-revert-form" method="post" action="{revert_url(current)}">' in html
+    assert f'form="kv-revert-form" name="version" value="{first.version}"' in html
+    assert f'value="{current.version}">Revert' not in html  # not the current version
+    assert csrf.post(revert_url(current), {"version": str(first.version)}).status_code == 403
+    token = csrf.cookies[settings.CSRF_COOKIE_NAME].value
+    response = csrf.post(
+        revert_url(current), {"version": str(first.version), "csrfmiddlewaretoken": token}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == change_url(current) + "#kv-history"
+    reverted = Entry.objects.get(key="doc")
+    assert reverted.value == '{"v":1}' and reverted.actor == "root"
+    assert reverted.version not in (first.version, current.version)
+    page = csrf.get(response["Location"])
+    assert "Reverted doc to version" in page.content.decode()
+    assert csrf.get(revert_url(current)).status_code == 405  # POST only
+
+
+def test_revert_is_refused_to_staff_the_keys_acl_denies_write(staff_client, staff, root_user):
+    first = put("doc", '"one"')
+    put("doc", '"two"')
+    current = services.entry_meta_set(
+        key="doc",
+        owner="root",
+        group=None,
+        mode=mode_parse("cdwr-------r"),
+        fields={"owner", "group", "mode"},
+    )  # fmt: skip  (others: read only)
+    page = staff_client.get(change_url(current))
+    assert page.status_code == 200
+    assert not any(v["revertable"] for v in page.context["kv_history"])
+    assert "Revert to this version" not in page.content.decode()
+    response = staff_client.post(revert_url(current), {"version": str(first.version)}, follow=True)
+    assert "Not reverted:" in response.content.decode()
+    assert Entry.objects.get(key="doc").value == '"two"'
+
+
+def test_revert_by_permitted_staff_and_its_failure_message(staff_client, staff):
+    from kv.policy import schema_delete
+
+    first = put("s/doc", '"one"', caller=Caller(username="bob"))
+    current = put("s/doc", '"two"', caller=Caller(username="bob"))
+    schema_put(prefix="s/", schema={"type": "string", "enum": ["two"]})
+    page = staff_client.get(change_url(current))
+    assert [v["revertable"] for v in page.context["kv_history"]] == [False, True]
+    response = staff_client.post(revert_url(current), {"version": str(first.version)}, follow=True)
+    assert "Not reverted:" in response.content.decode()  # the schema refuses the old value
+    assert Entry.objects.get(key="s/doc").value == '"two"'
+    schema_delete(prefix="s/")
+    response = staff_client.post(revert_url(current), {"version": str(first.version)}, follow=True)
+    assert "Reverted s/doc to version" in response.content.decode()
+    assert Entry.objects.get(key="s/doc").value == '"one"'
+    assert Entry.objects.get(key="s/doc").actor == "bob"
