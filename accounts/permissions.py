@@ -68,27 +68,66 @@ def credential_has_scope(request, scope: str) -> bool:
     return credential is not None and credential.grants(scope)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a credential may not act at all, before any ACL is consulted: 401 or 403."""
+
+    status: int  # 401: a credential is needed; 403: this one may not
+    because: str
+    source: str  # "credential", "scope" or "token_prefix"
+
+
+def scope_refusal(
+    credential: Credential | None, scope: str, *, anonymous_ok: bool = False
+) -> Refusal | None:
+    """Why `credential` (None: the request carries none) may not act with `scope`, or None."""
+    if not settings.KVS_AUTH_ENABLED:
+        return None
+    if credential is None:
+        if anonymous_ok:
+            return None
+        return Refusal(401, "No credential: this needs one.", "credential")
+    if not credential.grants(scope):
+        return Refusal(403, f"This credential lacks the '{scope}' scope.", "scope")
+    return None
+
+
+def key_anonymous_ok(scope: str) -> bool:
+    """Whether anonymous callers may act with `scope` on keys (KVS_ALLOW_ANONYMOUS_*)."""
+    return (scope == READ and settings.KVS_ALLOW_ANONYMOUS_READ) or (
+        scope == WRITE and settings.KVS_ALLOW_ANONYMOUS_WRITE
+    )
+
+
+def key_scope_refusal(credential: Credential | None, scope: str, key: str | None) -> Refusal | None:
+    """Scope refusal for the key API: the anonymous settings, then token prefix confinement."""
+    refusal = scope_refusal(credential, scope, anonymous_ok=key_anonymous_ok(scope))
+    if refusal is not None:
+        return refusal
+    prefix = credential.prefix if credential is not None else None
+    if prefix and key is not None and not key.startswith(prefix):
+        return Refusal(403, f"This token is confined to keys under '{prefix}'.", "token_prefix")
+    return None
+
+
+def refusal_raise(refusal: Refusal | None) -> None:
+    if refusal is None:
+        return
+    if refusal.status == 401:
+        raise NotAuthenticated()
+    raise PermissionDenied(refusal.because)
+
+
 def scope_check(request, scope: str, *, anonymous_ok: bool = False) -> None:
     """Raise 401 without a needed credential, 403 when the credential lacks `scope`."""
     if not settings.KVS_AUTH_ENABLED:
         return
-    if not request.user or not request.user.is_authenticated:
-        if anonymous_ok:
-            return
-        raise NotAuthenticated()
-    if not credential_has_scope(request, scope):
-        raise PermissionDenied(f"This credential lacks the '{scope}' scope.")
+    refusal_raise(scope_refusal(request_credential(request), scope, anonymous_ok=anonymous_ok))
 
 
 def key_scope_check(request, scope: str, key: str | None = None) -> None:
     """Scope check for the key API, with the anonymous settings and token prefix confinement."""
-    anonymous_ok = (scope == READ and settings.KVS_ALLOW_ANONYMOUS_READ) or (
-        scope == WRITE and settings.KVS_ALLOW_ANONYMOUS_WRITE
-    )
-    scope_check(request, scope, anonymous_ok=anonymous_ok and scope != DELETE)
-    token = request_token(request)
-    if token is not None and token.prefix and key is not None and not key.startswith(token.prefix):
-        raise PermissionDenied(f"This token is confined to keys under '{token.prefix}'.")
+    refusal_raise(key_scope_refusal(request_credential(request), scope, key))
 
 
 class IsAuthenticatedOrAuthOff(BasePermission):

@@ -59,10 +59,9 @@ _HEAD = f"SELECT last_seq, last_hash FROM {AuditChain._meta.db_table} WHERE id =
 _ADVANCE = f"UPDATE {AuditChain._meta.db_table} SET last_seq = %s, last_hash = %s WHERE id = 1"
 _COLUMNS = ("seq", "at", "actor", "action", "target", "node", "remote", "credential", "detail",
             "hash")  # fmt: skip
-_INSERT = (
-    f"INSERT INTO {AuditEvent._meta.db_table} ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
-)
+_INSERT = f"INSERT INTO {AuditEvent._meta.db_table} ({', '.join(_COLUMNS)}) VALUES {{rows}}"
+_ROW = f"({', '.join(['%s'] * len(_COLUMNS))})"
+_ROWS_PER_INSERT = 500  # 5,000 parameters: within SQLite's and PostgreSQL's limits
 
 
 def _head_locked() -> tuple[int, str]:
@@ -112,7 +111,10 @@ def events_record(events: list[EventIn], *, now: datetime | None = None) -> list
             for r in rows
         ]  # fmt: skip
         with connection.cursor() as cursor:
-            cursor.executemany(_INSERT, params)
+            for start in range(0, len(params), _ROWS_PER_INSERT):
+                part = params[start : start + _ROWS_PER_INSERT]
+                sql = _INSERT.format(rows=", ".join([_ROW] * len(part)))
+                cursor.execute(sql, [value for row in part for value in row])
             cursor.execute(_ADVANCE, [seq, previous])
         transaction.on_commit(partial(_counted, [row.action for row in rows]))
     return rows

@@ -11,6 +11,11 @@ bench/k0 .. bench/k9999 (the same value bytes), then for each op x concurrency w
 warmup and a measured run against kvsite, then etcd (bench/lua/*.lua pick a key uniformly at
 random per request). "cpu" is the server's CPU use during the measured run, in cores (every
 process of the started node; "?" with --url); "load" is the 1-minute load average at start.
+With a started node, the floor of its own stack is measured in the same run (bench/floor_bench.py,
+--no-floor to leave it out): beside the node, the same web server (`kvs serve`, same workers) on
+the node's data answers a bare ASGI response, a bare Django view and a bare DRF view, each GET
+measured at every concurrency right after kvsite's GET, and the table gives kvsite's GET as a
+share of each. The node and the floor servers share one Redis of the benchmark's own.
 Everything started here is stopped at the end, also on Ctrl-C or SIGTERM.
 Exit status: 0 ok, 1 some request failed, 2 something did not start, 130 interrupted.
 """
@@ -246,6 +251,43 @@ def print_table(rows: list[tuple[str, dict | None, dict | None]]) -> None:
         print(f"{name:8} | {cell(kv)} | {cell(etcd)} | {ratio}")
 
 
+FLOOR_PATHS = {"bare ASGI": "/", "bare Django": "/floor/django", "bare DRF": "/floor/drf"}
+
+
+def start_with_floors(tmp: Path, workers: int) -> tuple[str, str, subprocess.Popen, dict]:
+    """The node, as start_kvsite, with a Redis of our own, and the floor servers beside it on its
+    data (bench/floor_bench.py): url, token, process, and a wrk target per floor."""
+    sys.modules.setdefault("kv_bench", sys.modules[__name__])  # one STARTED list, one stop_all
+    import floor_bench
+
+    redis_url = floor_bench.start_redis(tmp)
+    url, token, proc = floor_bench.start_node(tmp, workers, redis_url)
+    env, floors = floor_bench.node_env(tmp, redis_url), {}
+    for n, (name, cmd, overrides, kinds) in enumerate(floor_bench.servers(workers, False)):
+        health = "/" if kinds == ("asgi",) else "/floor/django"
+        server_url, server = floor_bench.start_server(tmp, {**env, **overrides}, f"floor{n}", cmd,
+                                                      health)  # fmt: skip
+        print(f"floor server {name}: {server_url}")
+        for kind in kinds:
+            label = {"asgi": "bare ASGI", "django": "bare Django", "drf": "bare DRF"}[kind]
+            target = server_url + FLOOR_PATHS[label]
+            floors[label] = {"script": "floor.lua", "url": target, "procs": [server]}
+    return url, token, proc, floors
+
+
+def print_floor_table(rows: list[tuple[int, dict, dict[str, dict]]]) -> None:
+    """kvsite's GET beside the floors of its own stack, measured right after it."""
+    names = list(FLOOR_PATHS)
+    print(f"\n{'':8} | {'kvsite GET':>10} | " + " | ".join(f"{n:>11}" for n in names)
+          + " | kvsite GET as a share of each")  # fmt: skip
+    for c, kv, floor in rows:
+        shares = ", ".join(f"{kv['rps'] / floor[n]['rps']:.2f}x {n}" for n in names if n in floor)
+        cells = " | ".join(
+            f"{floor[n]['rps']:11.0f}" if n in floor else f"{'-':>11}" for n in names
+        )
+        print(f"{'GET c' + str(c):8} | {kv['rps']:10.0f} | {cells} | {shares}")
+
+
 def machine_info() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((x.split(":", 1)[1].strip() for x in cpuinfo if x.startswith("model name")), "?")
@@ -272,6 +314,9 @@ def parse_args(argv=None):
     p.add_argument("--skip-etcd", action="store_true", help="measure kvsite only")
     p.add_argument("--workers", type=int, default=2, help="web workers of the started node")
     p.add_argument("--json", type=Path, help="also write the results to this file")
+    p.add_argument(
+        "--no-floor", dest="floor", action="store_false", help="leave out the floor servers"
+    )
     args = p.parse_args(argv)
     if args.url and not args.token:
         p.error("--url needs --token")
@@ -284,8 +329,12 @@ def run(args, tmp: Path) -> int:
     info = machine_info()
     print(" | ".join(f"{k}: {v}" for k, v in info.items()))
     kvsite = {"script": "kvsite.lua", "url": args.url, "lua_args": [args.token or ""]}
+    floors: dict[str, dict] = {}
     if not args.url:
-        kvsite["url"], token, proc = start_kvsite(tmp, args.workers)
+        if args.floor:
+            kvsite["url"], token, proc, floors = start_with_floors(tmp, args.workers)
+        else:
+            kvsite["url"], token, proc = start_kvsite(tmp, args.workers)
         kvsite["procs"] = [proc]
         kvsite["lua_args"] = [token]
         print(f"kvsite node at {kvsite['url']} (logs in {tmp}, kept on failure)")
@@ -298,7 +347,7 @@ def run(args, tmp: Path) -> int:
     if etcd:
         prefill_etcd(etcd["url"])
     print(f"prefilled {KEYS} keys; {args.duration} s per run after a 2 s warmup")
-    rows, results = [], []
+    rows, results, floor_rows = [], [], []
     for op in args.ops:
         for c in args.concurrency:
             kv = measure(kvsite, op, c, args.duration)
@@ -308,7 +357,15 @@ def run(args, tmp: Path) -> int:
             for name, r in (("kvsite", kv), ("etcd", et)):
                 if r:
                     print(f"  {op.upper()} c{c} {name}: {r['rps']:.0f} req/s, {details(r)}")
+            if op == "get" and floors:
+                measured = {kind: measure(t, "", c, args.duration) for kind, t in floors.items()}
+                for kind, r in measured.items():
+                    print(f"  GET c{c} floor {kind}: {r['rps']:.0f} req/s, {details(r)}")
+                floor_rows.append((c, kv, measured))
+                results[-1]["floor"] = measured
     print_table(rows)
+    if floor_rows:
+        print_floor_table(floor_rows)
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
     failed = sum(r["errors"] for _, kv, et in rows for r in (kv, et) if r)

@@ -6,6 +6,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.admin_access import ScopedAdmin, admin_grants
@@ -17,6 +21,7 @@ from kvsite.exceptions import KvsError
 from .antientropy import MERKLE_PATH
 from .config import Config
 from .gossip import gossip_forget
+from .health import cluster_health, cluster_repair
 from .models import Member
 from .transport import HttpTransport, TransportError
 
@@ -88,6 +93,56 @@ class MemberAdmin(ScopedAdmin, admin.ModelAdmin):
     )
     readonly_fields = fields
 
+    def get_urls(self):
+        health = self.admin_site.admin_view(self.health_view)
+        repair = self.admin_site.admin_view(self.repair_view)
+        return [
+            path("health/", health, name="cluster_member_health"),
+            path("health/repair/", repair, name="cluster_member_repair"),
+            *super().get_urls(),
+        ]
+
+    def health_view(self, request):
+        """Replica health (as GET /api/v1/cluster/health), with a "repair now" per peer."""
+        if not admin_grants(request, ADMIN_CLUSTER):
+            raise PermissionDenied
+        view = cluster_health()
+        me = Config.from_settings().node_id
+        for node in view["nodes"]:
+            node["lags"] = sorted(node.get("replication", {}).items())
+            last = node.get("last_antientropy")
+            node["last_when"] = moment_and_age(last["at"]) if last else "never"
+            node["repairable"] = node["node_id"] != me and node["status"] in ("alive", "suspect")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Replica health",
+            "subtitle": "All roots agree" if view["converged"] else "Not converged",
+            "opts": self.model._meta,
+            "kv_health": view,
+            "kv_repaired": request.session.pop("kv_repaired", None),
+        }
+        return TemplateResponse(request, "admin/cluster/health.html", context)
+
+    def repair_view(self, request):
+        """POST peer=<node id>: one anti-entropy round now, shown on the health page."""
+        if request.method != "POST":
+            return redirect("admin:cluster_member_health")
+        if not admin_grants(request, ADMIN_CLUSTER):
+            raise PermissionDenied
+        try:
+            found = cluster_repair(peer=request.POST.get("peer", ""))
+        except KvsError as refused:
+            self.message_user(request, f"Not repaired: {refused.detail}", messages.ERROR)
+        else:
+            request.session["kv_repaired"] = found
+            self.message_user(
+                request,
+                f"Anti-entropy with {found['peer']}: {found['differing_buckets']} buckets "
+                f"differed, pulled {found['pulled']}, pushed {found['pushed']}.",
+                messages.SUCCESS,
+            )
+        return redirect(reverse("admin:cluster_member_health"))
+
     def changelist_view(self, request, extra_context=None):
         roots = _roots(list(Member.objects.all()))
         _page.roots = roots  # one admin instance serves every request: keep it per thread
@@ -97,6 +152,7 @@ class MemberAdmin(ScopedAdmin, admin.ModelAdmin):
             **(extra_context or {}),
             "title": "Cluster members",
             "subtitle": f"{len(agree)} of {len(roots)} alive nodes share this node's data",
+            "kv_can_see_health": admin_grants(request, ADMIN_CLUSTER),
         }
         return super().changelist_view(request, extra_context=extra_context)
 

@@ -11,6 +11,7 @@ and the cost grows with the difference, not with the store.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from kv.merkle import bucket_of, node_children, node_hash, tree_depth
 from kv.versions import Version, version_order
 
 from .metrics import antientropy_counted
+from .rounds import antientropy_round_record
 from .transport import Transport, TransportError
 from .wire import (
     BUCKETS_PER_MESSAGE,
@@ -53,6 +55,7 @@ class SyncReport:
     buckets: list[int] = field(default_factory=list)
     pulled: int = 0
     pushed: int = 0
+    seconds: float = 0.0
 
 
 class _Link:
@@ -81,13 +84,20 @@ def digest_order(digest: Digest) -> tuple[int, int, int]:
 
 def merkle_sync(transport: Transport, peer_url: str, *, peer_id: str) -> SyncReport:
     """Make this node and the peer `peer_id` at `peer_url` agree; safe to repeat (applying is
-    idempotent). An answer that is not what was asked for raises TransportError."""
+    idempotent). An answer that is not what was asked for raises TransportError.
+
+    The round is counted (cluster.metrics) and recorded as the last with that peer
+    (cluster.rounds), whether it succeeded or not."""
+    started = time.monotonic()
     try:
         report = _exchange(transport, peer_url, peer_id=peer_id)
     except Exception:
         antientropy_counted(peer=peer_id, report=None)
+        antientropy_round_record(peer=peer_id, report=None, seconds=time.monotonic() - started)
         raise
+    report.seconds = time.monotonic() - started
     antientropy_counted(peer=peer_id, report=report)
+    antientropy_round_record(peer=peer_id, report=report, seconds=report.seconds)
     return report
 
 

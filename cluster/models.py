@@ -52,3 +52,20 @@ class PeerCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node_id} @ {self.revision}"
+
+
+class AntiEntropyRound(models.Model):
+    """The last anti-entropy exchange this node started with one peer (one row per peer)."""
+
+    peer = models.CharField(max_length=64, unique=True)
+    at = models.BigIntegerField(help_text="When it ended, ms since the epoch.")
+    ok = models.BooleanField(default=True, help_text="False: the exchange failed.")
+    equal = models.BooleanField(default=False, help_text="The roots agreed at once.")
+    differing_buckets = models.IntegerField(default=0)
+    pulled = models.IntegerField(default=0)
+    pushed = models.IntegerField(default=0)
+    bytes = models.BigIntegerField(default=0, help_text="JSON bytes sent and received.")
+    seconds = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"with {self.peer} at {self.at}"

@@ -27,7 +27,7 @@ from accounts.models import ApiToken, User
 from kv.keys import prefix_successor
 from kv.models import AclRule, Entry, PrefixSchema
 from kv.services import SYSTEM_PREFIX, system_record_put
-from kv.signals import entry_applied
+from kv.signals import Change, entries_applied
 from query.models import ValueIndex, index_name
 
 USERS, GROUPS, TOKENS, ACL, SCHEMAS = "users", "groups", "tokens", "acl", "schemas"
@@ -239,17 +239,18 @@ def connect_mirrors() -> None:
     m2m_changed.connect(
         _on_membership_changed, sender=User.groups.through, dispatch_uid="kvs-mirror-groups"
     )
-    entry_applied.connect(_on_entry_applied, dispatch_uid="kvs-materialize")
+    entries_applied.connect(_on_entries_applied, dispatch_uid="kvs-materialize")
 
 
 # --- Record → model ------------------------------------------------------------------------------
 
 
-def _on_entry_applied(sender, key: str, origin: str, **kwargs) -> None:
+def _on_entries_applied(sender, changes: list[Change], **kwargs) -> None:
     from .node import local_node
 
-    if key.startswith(SYSTEM_PREFIX) and origin != local_node().node_id:
-        record_materialize(key)
+    for change in changes:
+        if change.key.startswith(SYSTEM_PREFIX) and change.origin != local_node().node_id:
+            record_materialize(change.key)
 
 
 def record_materialize(key: str) -> None:

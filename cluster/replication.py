@@ -20,7 +20,7 @@ from django.db.models.functions import Greatest
 
 from kv.hlc import hlc_ms, wall_ms
 from kv.selectors import change_after, changes_since, store_state
-from kv.signals import entry_applied
+from kv.signals import entries_applied
 from kv.versions import Version
 from kvsite.debounce import Debounce
 
@@ -157,10 +157,10 @@ def _enqueue_push() -> None:
 _push_soon = Debounce(_enqueue_push, delay_s=0.025)
 
 
-def _on_entry_applied(sender, **kwargs) -> None:
+def _on_entries_applied(sender, **kwargs) -> None:
     if settings.KVS_PUSH_ON_COMMIT:
-        _push_soon.poke()
+        _push_soon.poke()  # once per committed batch
 
 
 def connect_push() -> None:
-    entry_applied.connect(_on_entry_applied, dispatch_uid="kvs-push-soon")
+    entries_applied.connect(_on_entries_applied, dispatch_uid="kvs-push-soon")

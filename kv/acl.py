@@ -81,11 +81,62 @@ def caller_class(caller: Caller, owner: str | None, group: str | None) -> str:
     return "others"
 
 
+PERM_WORDS = {"c": "create", "d": "delete", "w": "write", "r": "read"}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One answer of the ACL: whether `perm` is allowed, and what decided it.
+
+    `source` is "superuser" (the ACL is bypassed), "mode" (the bit of `cls` in `mode`), or one of
+    the checks before the ACL ("credential", "scope", "token_prefix", "absent"), or "no_rule"
+    (no ACL rule covers a key to create).
+    """
+
+    allowed: bool
+    perm: str
+    source: str
+    cls: str | None = None
+    mode: int | None = None
+    rule: str | None = None  # the prefix of the ACL rule whose mode decided, if one did
+    note: str | None = None  # the words of a check before the ACL
+
+    @property
+    def because(self) -> str:
+        """The reason, in words."""
+        if self.note is not None:
+            return self.note
+        if self.source == "superuser":
+            return "Superuser: the ACL is bypassed."
+        whose = f"the ACL rule for prefix {self.rule!r}" if self.rule is not None else "the key"
+        verb = "grants" if self.allowed else "does not grant"
+        return (
+            f"You are in the {self.cls} class of {whose}; its mode {mode_format(self.mode)} "
+            f"{verb} {self.cls} the '{self.perm}' ({PERM_WORDS[self.perm]}) bit."
+        )
+
+
+def caller_decide(
+    caller: Caller,
+    perm: str,
+    *,
+    owner: str | None,
+    group: str | None,
+    mode: int,
+    rule: str | None = None,
+) -> Decision:
+    """Whether the record's mode grants `perm` to `caller` (superusers always may), and why."""
+    if caller.bypass:
+        return Decision(True, perm, "superuser", rule=rule)
+    who = caller_class(caller, owner, group)
+    return Decision(mode_allows(mode, who, perm), perm, "mode", cls=who, mode=mode, rule=rule)
+
+
 def caller_may(
     caller: Caller, perm: str, *, owner: str | None, group: str | None, mode: int
 ) -> bool:
     """Whether the record's mode grants `perm` to `caller` (superusers always may)."""
-    return caller.bypass or mode_allows(mode, caller_class(caller, owner, group), perm)
+    return caller_decide(caller, perm, owner=owner, group=group, mode=mode).allowed
 
 
 def caller_may_set_meta(caller: Caller, *, owner: str | None) -> bool:

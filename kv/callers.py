@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from django.conf import settings
 
 from accounts.models import User
-from accounts.permissions import credential_has_scope
+from accounts.permissions import Credential, request_credential
 from accounts.scopes import ADMIN_ACL
 
 from .acl import ANONYMOUS, SYSTEM, Caller
@@ -37,11 +37,17 @@ def users_groups_load(users: Iterable) -> None:
         user._kvs_group_names = frozenset(names[user.pk])
 
 
+def credential_caller(credential: Credential | None) -> Caller:
+    """The Caller acting with `credential` (None: anonymous): its user, and the admin:acl scope."""
+    if not settings.KVS_AUTH_ENABLED:
+        return SYSTEM
+    if credential is None:
+        return ANONYMOUS
+    return user_caller(credential.user, acl_admin=credential.grants(ADMIN_ACL))
+
+
 def request_caller(request) -> Caller:
     """The caller of an API request or websocket: its user, and the admin:acl scope."""
     if not settings.KVS_AUTH_ENABLED:
         return SYSTEM
-    user = request.user
-    if user is None or not user.is_authenticated:
-        return ANONYMOUS
-    return user_caller(user, acl_admin=credential_has_scope(request, ADMIN_ACL))
+    return credential_caller(request_credential(request))

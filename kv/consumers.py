@@ -51,9 +51,13 @@ class WatchConsumer(RealtimeConsumer):
         head, node = await database_sync_to_async(watch_head)()
         self.cursor = head if since is None else min(since, head)
         self.upto = head
+        self.since = since
         self.wake = asyncio.Event()
         await self.accept()
         self.run_task(self._follow(head, node))
+
+    def presence(self) -> dict:
+        return {**self.presence_base(), "kind": "watch", "prefix": self.prefix, "since": self.since}
 
     def watch_query(self) -> dict[str, str]:
         """The watch's parameters: `prefix` and `since`."""

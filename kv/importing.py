@@ -1,6 +1,6 @@
-"""Importing entries in batches: each item written through `entry_apply` with the same checks
-as a PUT (key, scope prefix, ACL, schema), a whole batch in one transaction; an item equal to
-what is stored is skipped, so importing the same lines twice changes nothing the second time.
+"""Importing entries in batches: each item is a write of the batch path (kv.batch) with the same
+checks as a PUT (key, scope prefix, ACL, schema), a whole batch in one transaction; an item equal
+to what is stored is skipped, so importing the same lines twice changes nothing the second time.
 One refused item never fails the others: every check comes before the item's write."""
 
 from __future__ import annotations
@@ -8,21 +8,20 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 
 import orjson
-from django.db import transaction
 
 from cluster.node import local_node
 from kvsite.exceptions import Forbidden, InvalidInput, KvsError
 
-from . import rows
 from .acl import SYSTEM, Caller, caller_may, caller_may_set_meta
-from .hlc import hlc_tick, wall_ms
+from .batch import Batch, Outcome, entries_apply_batch
+from .hlc import wall_ms
 from .keys import key_validate
-from .locking import store_write_lock
-from .models import Entry, StoreState
+from .models import Entry
 from .policy import creation_policy, value_validate
-from .services import audit_writes, client_writes_check, entry_apply, principals_check
+from .services import audit_writes, client_writes_check, principals_check
 from .versions import Version
 
 WRITTEN, SKIPPED, REFUSED = "written", "skipped", "refused"
@@ -63,49 +62,29 @@ def entries_import(
     writes (else the whole batch raises, as a PUT would)."""
     client_writes_check()
     now = wall_ms() if now is None else now
-    outcomes = []
-    with store_write_lock(), transaction.atomic():
-        state = rows.state_lock()
-        stored = _stored(items)  # read once for the batch: the lock keeps them as they are
-        for item in items:
-            try:
-                outcome = _import_one(
-                    item, stored.get(item.key), state=state, caller=caller, prefix=prefix, now=now
-                )
-            except KvsError as error:
-                outcome = ImportOutcome(REFUSED, code=error.code, detail=error.detail)
-            if outcome.status == WRITTEN:
-                stored[item.key] = outcome.entry  # a later line of the same key sees it
-            outcomes.append(outcome)
-        written = [o.entry for o in outcomes if o.status == WRITTEN and o.entry is not None]
-        audit_writes("kv.put", written, caller=caller, via="import")
-    return outcomes
+    writes = [
+        partial(_import_one, item=item, caller=caller, prefix=prefix, now=now) for item in items
+    ]
+    # the stored entries of every key are read in one query for the batch
+    results = entries_apply_batch(writes, keys=[item.key for item in items])
+    return [_outcome(result) for result in results]
 
 
-def _stored(items: list[ImportItem], *, chunk: int = 500) -> dict[str, Entry]:
-    """The stored entries (live, expired or tombstones) of the items' keys."""
-    keys = list({item.key for item in items})
-    found: dict[str, Entry] = {}
-    for start in range(0, len(keys), chunk):
-        for entry in Entry.objects.filter(key__in=keys[start : start + chunk]):
-            found[entry.key] = entry
-    return found
+def _outcome(result: Outcome) -> ImportOutcome:
+    if isinstance(result.error, KvsError):
+        return ImportOutcome(REFUSED, code=result.error.code, detail=result.error.detail)
+    return result.get()
 
 
 def _import_one(
-    item: ImportItem,
-    current: Entry | None,
-    *,
-    state: StoreState,
-    caller: Caller,
-    prefix: str | None,
-    now: int,
+    batch: Batch, *, item: ImportItem, caller: Caller, prefix: str | None, now: int
 ) -> ImportOutcome:
     key_validate(item.key)
     if prefix and not item.key.startswith(prefix):
         raise Forbidden(f"This token is confined to keys under {prefix!r}.")
     if item.expires_at is not None and item.expires_at <= now:
         return ImportOutcome(SKIPPED, detail="already expired")
+    current = batch.entry(item.key)
     live = current if current is not None and current.is_live(now) else None
     if live is not None and _equal(live, item):
         return ImportOutcome(SKIPPED, detail="already equal", entry=live)
@@ -127,13 +106,14 @@ def _import_one(
         principals_check(owner=item.owner if "owner" in changed else None,
                          group=item.group if "group" in changed else None)  # fmt: skip
         meta.update({name: getattr(item, name) for name in changed})
-    state.hlc = hlc_tick(state.hlc, now)
     node = local_node()
     version = Version(
-        key=item.key, version=uuid.uuid4(), hlc=state.hlc, origin=node.node_id,
+        key=item.key, version=uuid.uuid4(), hlc=batch.tick(now), origin=node.node_id,
         origin_joined_at=node.joined_at, value=item.value, expires_at=item.expires_at, **meta,
     )  # fmt: skip
-    return ImportOutcome(WRITTEN, entry=entry_apply(version, state=state, current=current))
+    entry = batch.store(version)
+    audit_writes(batch, "kv.put", [entry], caller=caller, via="import")
+    return ImportOutcome(WRITTEN, entry=entry)
 
 
 def _equal(live: Entry, item: ImportItem) -> bool:

@@ -3,7 +3,7 @@
 from cluster.node import local_node
 from ops.metrics import Counter
 
-from .signals import entry_applied
+from .signals import Change, entries_applied
 
 LOCAL, REPLICATED = "local", "replicated"
 
@@ -16,9 +16,13 @@ WRITES = Counter(
 _writes = {origin: WRITES.labels(origin) for origin in (LOCAL, REPLICATED)}
 
 
-def _on_entry_applied(sender, *, origin: str, **kwargs) -> None:
-    _writes[LOCAL if origin == local_node().node_id else REPLICATED].inc()
+def _on_entries_applied(sender, *, changes: list[Change], **kwargs) -> None:
+    local = sum(change.origin == local_node().node_id for change in changes)
+    if local:
+        _writes[LOCAL].inc(local)
+    if len(changes) > local:
+        _writes[REPLICATED].inc(len(changes) - local)
 
 
 def connect_metrics() -> None:
-    entry_applied.connect(_on_entry_applied, dispatch_uid="kvs-metrics-writes")
+    entries_applied.connect(_on_entries_applied, dispatch_uid="kvs-metrics-writes")

@@ -16,7 +16,7 @@ from django.db.models.signals import post_delete, post_save
 
 from kvsite.exceptions import InvalidInput, NotFound
 
-from .acl import Caller, caller_may, mode_parse
+from .acl import Caller, Decision, caller_decide, mode_parse
 from .keys import prefix_validate
 from .models import AclRule, PrefixSchema
 from .schemas import SchemaUnsafe, StepsExceeded, schema_check, stored_validator, value_errors
@@ -100,17 +100,27 @@ def rule_for(key: str) -> AclRule | None:
     return best
 
 
-def creation_policy(caller: Caller, key: str) -> tuple[bool, str | None, int]:
-    """Whether `caller` may create `key`, and the group and mode the new key gets.
+def creation_decide(caller: Caller, key: str) -> tuple[Decision, str | None, int]:
+    """Whether `caller` may create `key` and why, and the group and mode the new key gets.
 
     The longest matching rule decides with its `c` bits (against the rule's owner and group);
     with no rule any caller that got this far (scope `write`) may create, with KVS_DEFAULT_MODE.
     """
     rule = rule_for(key)
     if rule is None:
-        return True, None, mode_parse(settings.KVS_DEFAULT_MODE)
-    allowed = caller_may(caller, "c", owner=rule.owner, group=rule.group, mode=rule.mode)
-    return allowed, rule.group, rule.mode
+        note = "No ACL rule covers the key: any caller with the 'write' scope may create it."
+        decision = Decision(True, "c", "no_rule", note=note)
+        return decision, None, mode_parse(settings.KVS_DEFAULT_MODE)
+    decision = caller_decide(
+        caller, "c", owner=rule.owner, group=rule.group, mode=rule.mode, rule=rule.prefix
+    )
+    return decision, rule.group, rule.mode
+
+
+def creation_policy(caller: Caller, key: str) -> tuple[bool, str | None, int]:
+    """Whether `caller` may create `key`, and the group and mode the new key gets."""
+    decision, group, mode = creation_decide(caller, key)
+    return decision.allowed, group, mode
 
 
 def acl_rule_put(

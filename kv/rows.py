@@ -24,29 +24,10 @@ _VALUE_INDEX = _ENTRY_NAMES.index("value")
 _SELECT_ENTRY = (
     f"SELECT {_ENTRY_COLUMNS} FROM {_ENTRY} WHERE {connection.ops.quote_name('key')} = %s"
 )
-_UPDATE_ENTRY = "UPDATE {table} SET {sets} WHERE id = %s".format(
-    table=_ENTRY,
-    sets=", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in _ENTRY_WRITABLE),
-)
-_INSERT_ENTRY = "INSERT INTO {table} ({cols}) VALUES ({marks}) RETURNING id".format(
-    table=_ENTRY,
-    cols=", ".join(connection.ops.quote_name(f.column) for f in _ENTRY_WRITABLE),
-    marks=", ".join(["%s"] * len(_ENTRY_WRITABLE)),
-)
-
 _STATE = StoreState._meta.db_table
 _LEAF = MerkleLeaf._meta.db_table
 _HISTORY = EntryVersion._meta.db_table
 _HISTORY_FIELDS = [f for f in EntryVersion._meta.concrete_fields if not f.primary_key]
-_INSERT_HISTORY = "INSERT INTO {table} ({cols}) VALUES ({marks})".format(
-    table=_HISTORY,
-    cols=", ".join(connection.ops.quote_name(f.column) for f in _HISTORY_FIELDS),
-    marks=", ".join(["%s"] * len(_HISTORY_FIELDS)),
-)
-_TRIM_HISTORY = (
-    f'DELETE FROM {_HISTORY} WHERE "key" = %s AND id NOT IN '
-    f'(SELECT id FROM {_HISTORY} WHERE "key" = %s ORDER BY hlc DESC, id DESC LIMIT %s)'
-)
 
 
 def _row_entry(row) -> Entry:
@@ -69,18 +50,6 @@ def entry_by_key(key: str) -> Entry | None:
 
 def _db_values(obj, fields) -> list:
     return [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
-
-
-def entry_save(entry: Entry) -> None:
-    """Insert a new entry (setting its pk) or update an existing one, every column."""
-    values = _db_values(entry, _ENTRY_WRITABLE)
-    with connection.cursor() as cursor:
-        if entry.pk is None:
-            cursor.execute(_INSERT_ENTRY, values)
-            entry.pk = cursor.fetchone()[0]
-            entry._state.adding = False
-        else:
-            cursor.execute(_UPDATE_ENTRY, [*values, entry.pk])
 
 
 def state_lock() -> StoreState:
@@ -125,8 +94,85 @@ def leaf_save(bucket: int, new_hash: str, count_delta: int) -> None:
         )
 
 
-def history_push(previous: Entry, *, depth: int) -> None:
-    """Keep `previous` as a history version of its key, and only the newest `depth` of them."""
+# --- The batch forms (kv.batch): a few statements per batch, whatever its size --------------------
+
+_q = connection.ops.quote_name
+_CHUNK = 500  # rows per statement: well under SQLite's 32,766 parameters
+
+_SELECT_ENTRIES = (
+    f"SELECT {', '.join(f'e.{_q(f.column)}' for f in _ENTRY_FIELDS)}, "
+    f"(SELECT COUNT(*) FROM {_HISTORY} h WHERE h.{_q('key')} = e.{_q('key')}) "
+    f"FROM {_ENTRY} e WHERE e.{_q('key')} IN ({{marks}})"
+)
+_UPSERT_ENTRIES = (
+    "INSERT INTO {table} ({cols}) VALUES {{rows}} ON CONFLICT ({key}) DO UPDATE SET {sets} "
+    "RETURNING id, {key}"
+).format(
+    table=_ENTRY,
+    cols=", ".join(_q(f.column) for f in _ENTRY_WRITABLE),
+    key=_q("key"),
+    sets=", ".join(f"{_q(f.column)} = excluded.{_q(f.column)}" for f in _ENTRY_WRITABLE),
+)
+_ENTRY_ROW = "(" + ", ".join(["%s"] * len(_ENTRY_WRITABLE)) + ")"
+_HISTORY_ROW = "(" + ", ".join(["%s"] * len(_HISTORY_FIELDS)) + ")"
+_INSERT_HISTORY_MANY = "INSERT INTO {table} ({cols}) VALUES {{rows}}".format(
+    table=_HISTORY, cols=", ".join(_q(f.column) for f in _HISTORY_FIELDS)
+)
+_TRIM_HISTORY_MANY = (
+    f"DELETE FROM {_HISTORY} WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+    f"(PARTITION BY {_q('key')} ORDER BY hlc DESC, id DESC) AS n FROM {_HISTORY} "
+    f"WHERE {_q('key')} IN ({{marks}})) ranked WHERE n > %s)"
+)
+_LEAF_ROW = "(CAST(%s AS INTEGER), CAST(%s AS TEXT), CAST(%s AS INTEGER))"
+_UPDATE_LEAVES = (
+    f'UPDATE {_LEAF} SET hash = v.column2, "count" = {_LEAF}."count" + v.column3 '
+    f"FROM (VALUES {{rows}}) AS v WHERE {_LEAF}.bucket = v.column1"
+)
+
+
+def _chunks(items: list, size: int = _CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def entries_by_keys(keys: list[str]) -> dict[str, tuple[Entry, int]]:
+    """The stored entries of `keys` (live, expired or tombstones), each with how many history
+    versions its key holds."""
+    found: dict[str, tuple[Entry, int]] = {}
+    with connection.cursor() as cursor:
+        for part in _chunks(keys):
+            cursor.execute(_SELECT_ENTRIES.format(marks=", ".join(["%s"] * len(part))), part)
+            for row in cursor.fetchall():
+                entry = _row_entry(row[:-1])
+                found[entry.key] = (entry, row[-1])
+    return found
+
+
+def entries_upsert(entries: list[Entry]) -> dict[str, int]:
+    """Insert or replace the rows of `entries` (distinct keys), every column, by key; return
+    the row id of each key."""
+    ids: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for part in _chunks(entries):
+            values = [value for entry in part for value in _db_values(entry, _ENTRY_WRITABLE)]
+            cursor.execute(_UPSERT_ENTRIES.format(rows=", ".join([_ENTRY_ROW] * len(part))), values)
+            ids.update((key, pk) for pk, key in cursor.fetchall())
+    return ids
+
+
+def history_insert(previous: list[Entry]) -> None:
+    """Keep each of `previous` as a history version of its key."""
+    if not previous:
+        return
+    with connection.cursor() as cursor:
+        for part in _chunks(previous):
+            values = [value for entry in part for value in _history_values(entry)]
+            cursor.execute(
+                _INSERT_HISTORY_MANY.format(rows=", ".join([_HISTORY_ROW] * len(part))), values
+            )
+
+
+def _history_values(previous: Entry) -> list:
     version = EntryVersion(
         key=previous.key,
         value=previous.value,
@@ -139,6 +185,36 @@ def history_push(previous: Entry, *, depth: int) -> None:
         group=previous.group,
         mode=previous.mode,
     )
+    return _db_values(version, _HISTORY_FIELDS)
+
+
+def history_trim(keys: list[str], *, depth: int) -> None:
+    """Keep only the newest `depth` history versions of each of `keys`."""
+    if not keys:
+        return
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_HISTORY, _db_values(version, _HISTORY_FIELDS))
-        cursor.execute(_TRIM_HISTORY, [previous.key, previous.key, depth])
+        for part in _chunks(keys):
+            sql = _TRIM_HISTORY_MANY.format(marks=", ".join(["%s"] * len(part)))
+            cursor.execute(sql, [*part, depth])
+
+
+def leaves_hash(buckets: list[int]) -> dict[int, str]:
+    """The hash of each of `buckets` (a missing leaf row, in a flushed database, is created)."""
+    found: dict[int, str] = {}
+    with connection.cursor() as cursor:
+        for part in _chunks(buckets):
+            marks = ", ".join(["%s"] * len(part))
+            cursor.execute(f"SELECT bucket, hash FROM {_LEAF} WHERE bucket IN ({marks})", part)
+            found.update(cursor.fetchall())
+    for bucket in buckets:
+        if bucket not in found:
+            found[bucket] = MerkleLeaf.objects.create(bucket=bucket).hash
+    return found
+
+
+def leaves_save(changes: list[tuple[int, str, int]]) -> None:
+    """Set each leaf (bucket, new hash, change of its record count), in one statement."""
+    with connection.cursor() as cursor:
+        for part in _chunks(changes):
+            values = [value for change in part for value in change]
+            cursor.execute(_UPDATE_LEAVES.format(rows=", ".join([_LEAF_ROW] * len(part))), values)

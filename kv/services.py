@@ -1,6 +1,9 @@
-"""Writes to the store. Every change, local or replicated, goes through `entry_apply`."""
+"""Writes to the store. Every change, local or replicated, is a write of a batch (kv.batch):
+client writes go through group commit (kv.groupcommit), replication and expiry apply their
+versions in batches of their own, and `entry_apply` is the batch of one version."""
 
 import uuid
+from dataclasses import replace
 from functools import partial
 
 from django.conf import settings
@@ -8,20 +11,22 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from audit.services import events_record, write_event
+from audit.context import current_origin
+from audit.services import UNSET, write_event
 from cluster.node import MODE_LEFT, MODE_READ_ONLY, MODE_SYNCING, local_node, node_mode
 from kvsite.exceptions import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
 from . import rows
 from .acl import SYSTEM, Caller, caller_may, caller_may_set_meta
-from .hlc import hlc_from_ms, hlc_observe, hlc_tick, wall_ms
+from .batch import Batch, entries_apply_batch
+from .groupcommit import write_submit
+from .hlc import hlc_from_ms, wall_ms
 from .keys import key_validate, prefix_successor
 from .locking import store_write_lock
-from .merkle import ZERO, bucket_of, record_digest, xor_hex
-from .models import Entry, EntryVersion, StoreState
+from .merkle import ZERO, xor_hex
+from .models import Entry, EntryVersion
 from .policy import creation_policy, value_validate
-from .signals import entry_applied
-from .versions import Version, expiry_tombstone, version_newer
+from .versions import Version, expiry_tombstone
 
 CAS_ABSENT = "0"
 PERM_NAMES = {"c": "create", "d": "delete", "w": "write", "r": "read"}
@@ -41,58 +46,25 @@ def client_writes_check() -> None:
         )
 
 
-def entry_apply(
-    v: Version, *, state: StoreState | None = None, current: Entry | None = None
-) -> Entry | None:
-    """Store `v` if it is newer than the stored version of its key; return None when it is not.
+def entry_apply(v: Version) -> Entry | None:
+    """Store `v` (from a peer, or derived by every node alike) if it is newer than the stored
+    version of its key; return the new entry, or None when it is not newer.
 
-    Replication calls this with a version alone; local writes pass the state row and current
-    entry they already hold locked. Applying a version that is not newer changes nothing, so
-    replicas may apply the same versions any number of times, in any order.
+    Applying a version that is not newer changes nothing, so replicas may apply the same
+    versions any number of times, in any order. A batch of one: see kv.batch.
     """
-    with store_write_lock(), transaction.atomic():
-        if state is None:
-            state = rows.state_lock()
-            current = rows.entry_by_key(v.key)
-            if v.hlc > state.hlc:
-                state.hlc = hlc_observe(state.hlc, v.hlc)
-                rows.state_save(state)
-        if current is not None and not version_newer(v, Version.of(current)):
-            return None
-        return _store(v, state=state, current=current)
+    return entries_apply_batch([partial(_replica_write, v=v)], keys=[v.key])[0].get()
 
 
-def _store(v: Version, *, state: StoreState, current: Entry | None) -> Entry:
-    state.revision += 1
-    digest = record_digest(key=v.key, version=str(v.version), hlc=v.hlc, deleted=v.deleted)
-    old_digest = ZERO
-    if current is None:
-        entry = Entry(key=v.key, bucket=bucket_of(v.key))
-    else:
-        entry = current
-        old_digest = current.digest
-        if settings.KVS_HISTORY_DEPTH > 0:
-            rows.history_push(current, depth=settings.KVS_HISTORY_DEPTH)
-    for field in ("version", "hlc", "origin", "origin_joined_at", "deleted", "value"):
-        setattr(entry, field, getattr(v, field))
-    entry.expires_at, entry.owner, entry.group, entry.mode = v.expires_at, v.owner, v.group, v.mode
-    entry.revision = state.revision
-    entry.digest = digest
-    rows.entry_save(entry)
-    _leaf_xor(entry.bucket, old_digest, digest, count_delta=0 if current else 1)
-    state.merkle_root = xor_hex(state.merkle_root, old_digest, digest)
-    rows.state_save(state)
-    transaction.on_commit(
-        partial(
-            entry_applied.send,
-            sender=Entry,
-            key=v.key,
-            revision=state.revision,
-            deleted=v.deleted,
-            origin=v.origin,
-        )
-    )
-    return entry
+def _replica_write(batch: Batch, *, v: Version, cutoff: int | None = None) -> Entry | None:
+    """Apply a version that was not written here: merge its hlc into the clock, store it if newer.
+
+    A tombstone older than `cutoff` for a key this node does not hold is dropped."""
+    if cutoff is not None and v.deleted and v.hlc < cutoff and batch.entry(v.key) is None:
+        return None
+    if v.hlc > batch.state.hlc:
+        batch.observe(v.hlc)
+    return batch.store(v)
 
 
 def _leaf_xor(bucket: int, old_digest: str, new_digest: str, *, count_delta: int) -> None:
@@ -152,39 +124,66 @@ def entry_put(
     key_validate(key)
     client_writes_check()
     value_validate(key=key, value=value)
+    if cas is not None and cas != CAS_ABSENT:
+        _cas_parse(cas)
     now = wall_ms() if now is None else now
-    with store_write_lock(), transaction.atomic():
-        state = rows.state_lock()
-        current = rows.entry_by_key(key)
-        live = current if current is not None and current.is_live(now) else None
-        if live is not None:
-            _require(caller, "w", live)
-            owner, group, mode = live.owner, live.group, live.mode
-        else:
-            allowed, group, mode = creation_policy(caller, key)
-            if not allowed:
-                raise Forbidden(f"The ACL rule for {key!r} does not let you create keys there.")
-            owner = caller.username
-        _cas_check(cas, live)
-        state.hlc = hlc_tick(state.hlc, now)
-        v = _local_version(
-            key,
-            state.hlc,
-            value=value,
-            expires_at=now + ttl * 1000 if ttl else None,
-            owner=owner,
-            group=group,
-            mode=mode,
-        )
-        entry = entry_apply(v, state=state, current=current)
-        audit_writes("kv.put", [entry], caller=caller, created=live is None, ttl=ttl)
+    write = partial(_put_write, key=key, value=value, caller=caller, ttl=ttl, cas=cas, now=now)
+    return write_submit(write, keys=(key,))
+
+
+def _put_write(
+    batch: Batch,
+    *,
+    key: str,
+    value: str,
+    caller: Caller,
+    ttl: int | None,
+    cas: str | None,
+    now: int,
+) -> tuple[Entry, bool]:
+    current = batch.entry(key)
+    live = current if current is not None and current.is_live(now) else None
+    if live is not None:
+        _require(caller, "w", live)
+        owner, group, mode = live.owner, live.group, live.mode
+    else:
+        allowed, group, mode = creation_policy(caller, key)
+        if not allowed:
+            raise Forbidden(f"The ACL rule for {key!r} does not let you create keys there.")
+        owner = caller.username
+    _cas_check(cas, live)
+    v = _local_version(
+        key,
+        batch.tick(now),
+        value=value,
+        expires_at=now + ttl * 1000 if ttl else None,
+        owner=owner,
+        group=group,
+        mode=mode,
+    )
+    entry = batch.store(v)
+    audit_writes(batch, "kv.put", [entry], caller=caller, created=live is None, ttl=ttl)
     return entry, live is None
 
 
-def audit_writes(action: str, entries: list[Entry], *, caller: Caller, **detail) -> None:
-    """Record client writes of `entries` in the audit trail, inside the write's transaction
-    (the remote address and credential come from the request being served)."""
-    events_record([write_event(action, e, actor=caller.username, **detail) for e in entries])
+def audit_writes(
+    batch: Batch, action: str, entries: list[Entry], *, caller: Caller, **detail
+) -> None:
+    """Record client writes of `entries` in the audit trail, in the batch's transaction (one
+    insert for the batch); the remote address and credential are the request's that asked."""
+    origin = current_origin()  # the writer's request (group commit runs it in its context)
+    events = [write_event(action, e, actor=caller.username, **detail) for e in entries]
+    batch.audit(
+        [
+            replace(
+                event,
+                actor=origin.actor if event.actor is UNSET else event.actor,
+                credential=origin.credential,
+                remote=origin.remote,
+            )
+            for event in events
+        ]
+    )
 
 
 def _require(caller: Caller, perm: str, entry: Entry) -> None:
@@ -203,25 +202,27 @@ def entry_delete(
     if cas is not None:
         _cas_parse(cas)  # a malformed cas is a 400 even when the key is absent
     now = wall_ms() if now is None else now
-    with store_write_lock(), transaction.atomic():
-        state = rows.state_lock()
-        current = rows.entry_by_key(key)
-        live = current if current is not None and current.is_live(now) else None
-        if live is None:
-            raise NotFound(f"No key {key!r}.")
-        _require(caller, "d", live)
-        _cas_check(cas, live)
-        tombstone = _tombstone(live, state=state, now=now)
-        audit_writes("kv.delete", [tombstone], caller=caller)
-        return tombstone
+    write = partial(_delete_write, key=key, caller=caller, cas=cas, now=now)
+    return write_submit(write, keys=(key,))
 
 
-def _tombstone(live: Entry, *, state: StoreState, now: int) -> Entry:
-    state.hlc = hlc_tick(state.hlc, now)
+def _delete_write(batch: Batch, *, key: str, caller: Caller, cas: str | None, now: int) -> Entry:
+    current = batch.entry(key)
+    live = current if current is not None and current.is_live(now) else None
+    if live is None:
+        raise NotFound(f"No key {key!r}.")
+    _require(caller, "d", live)
+    _cas_check(cas, live)
+    tombstone = _tombstone(batch, live, now=now)
+    audit_writes(batch, "kv.delete", [tombstone], caller=caller)
+    return tombstone
+
+
+def _tombstone(batch: Batch, live: Entry, *, now: int) -> Entry:
     v = _local_version(
-        live.key, state.hlc, deleted=True, owner=live.owner, group=live.group, mode=live.mode
+        live.key, batch.tick(now), deleted=True, owner=live.owner, group=live.group, mode=live.mode
     )
-    return entry_apply(v, state=state, current=live)
+    return batch.store(v)
 
 
 def entry_delete_recurse(*, key: str, caller: Caller = SYSTEM, now: int | None = None) -> int:
@@ -232,18 +233,23 @@ def entry_delete_recurse(*, key: str, caller: Caller = SYSTEM, now: int | None =
     key_validate(key)
     client_writes_check()
     now = wall_ms() if now is None else now
+    return write_submit(partial(_delete_recurse_write, key=key, caller=caller, now=now))
+
+
+def _delete_recurse_write(batch: Batch, *, key: str, caller: Caller, now: int) -> int:
+    batch.sync()  # the query below must see the writes of this batch before this one
     below = f"{key}/"
     upper = prefix_successor(below)
-    with store_write_lock(), transaction.atomic():
-        state = rows.state_lock()
-        live = Entry.objects.filter(deleted=False).exclude(expires_at__lte=now).filter(
-            key__gte=below, key__lt=upper
-        ) | Entry.objects.filter(key=key, deleted=False).exclude(expires_at__lte=now)
-        doomed = list(live.order_by("key"))
-        for entry in doomed:
-            _require(caller, "d", entry)
-        tombstones = [_tombstone(entry, state=state, now=now) for entry in doomed]
-        audit_writes("kv.delete", tombstones, caller=caller, recurse=key)
+    live = Entry.objects.filter(deleted=False).exclude(expires_at__lte=now).filter(
+        key__gte=below, key__lt=upper
+    ) | Entry.objects.filter(key=key, deleted=False).exclude(expires_at__lte=now)
+    keys = list(live.order_by("key").values_list("key", flat=True))
+    batch.prefetch(keys)
+    doomed = [batch.entry(k) for k in keys]
+    for entry in doomed:
+        _require(caller, "d", entry)
+    tombstones = [_tombstone(batch, entry, now=now) for entry in doomed]
+    audit_writes(batch, "kv.delete", tombstones, caller=caller, recurse=key)
     return len(doomed)
 
 
@@ -264,28 +270,43 @@ def entry_meta_set(
     key_validate(key)
     client_writes_check()
     now = wall_ms() if now is None else now
-    with store_write_lock(), transaction.atomic():
-        state = rows.state_lock()
-        current = rows.entry_by_key(key)
-        if current is None or not current.is_live(now):
-            raise NotFound(f"No key {key!r}.")
-        if not caller_may_set_meta(caller, owner=current.owner):
-            raise Forbidden("Only the key's owner or an admin:acl credential may change its meta.")
-        principals_check(owner=owner, group=group)
-        state.hlc = hlc_tick(state.hlc, now)
-        v = _local_version(
-            key,
-            state.hlc,
-            value=current.value,
-            expires_at=current.expires_at,
-            owner=owner if "owner" in fields else current.owner,
-            group=group if "group" in fields else current.group,
-            mode=mode if "mode" in fields else current.mode,
-        )
-        entry = entry_apply(v, state=state, current=current)
-        meta = {"owner": entry.owner, "group": entry.group, "mode": entry.mode}
-        audit_writes("kv.meta", [entry], caller=caller, **meta)
-        return entry
+    write = partial(
+        _meta_write, key=key, owner=owner, group=group, mode=mode, fields=fields, caller=caller,
+        now=now,
+    )  # fmt: skip
+    return write_submit(write, keys=(key,))
+
+
+def _meta_write(
+    batch: Batch,
+    *,
+    key: str,
+    owner: str | None,
+    group: str | None,
+    mode: int | None,
+    fields: set[str],
+    caller: Caller,
+    now: int,
+) -> Entry:
+    current = batch.entry(key)
+    if current is None or not current.is_live(now):
+        raise NotFound(f"No key {key!r}.")
+    if not caller_may_set_meta(caller, owner=current.owner):
+        raise Forbidden("Only the key's owner or an admin:acl credential may change its meta.")
+    principals_check(owner=owner, group=group)
+    v = _local_version(
+        key,
+        batch.tick(now),
+        value=current.value,
+        expires_at=current.expires_at,
+        owner=owner if "owner" in fields else current.owner,
+        group=group if "group" in fields else current.group,
+        mode=mode if "mode" in fields else current.mode,
+    )
+    entry = batch.store(v)
+    meta = {"owner": entry.owner, "group": entry.group, "mode": entry.mode}
+    audit_writes(batch, "kv.meta", [entry], caller=caller, **meta)
+    return entry
 
 
 def entry_ttl_set(
@@ -296,25 +317,26 @@ def entry_ttl_set(
     key_validate(key)
     client_writes_check()
     now = wall_ms() if now is None else now
-    with store_write_lock(), transaction.atomic():
-        state = rows.state_lock()
-        current = rows.entry_by_key(key)
-        if current is None or not current.is_live(now):
-            raise NotFound(f"No key {key!r}.")
-        _require(caller, "w", current)
-        state.hlc = hlc_tick(state.hlc, now)
-        v = _local_version(
-            key,
-            state.hlc,
-            value=current.value,
-            expires_at=now + ttl * 1000 if ttl else None,
-            owner=current.owner,
-            group=current.group,
-            mode=current.mode,
-        )
-        entry = entry_apply(v, state=state, current=current)
-        audit_writes("kv.put", [entry], caller=caller, created=False, ttl=ttl, via="ttl")
-        return entry
+    return write_submit(partial(_ttl_write, key=key, ttl=ttl, caller=caller, now=now), keys=(key,))
+
+
+def _ttl_write(batch: Batch, *, key: str, ttl: int | None, caller: Caller, now: int) -> Entry:
+    current = batch.entry(key)
+    if current is None or not current.is_live(now):
+        raise NotFound(f"No key {key!r}.")
+    _require(caller, "w", current)
+    v = _local_version(
+        key,
+        batch.tick(now),
+        value=current.value,
+        expires_at=now + ttl * 1000 if ttl else None,
+        owner=current.owner,
+        group=current.group,
+        mode=current.mode,
+    )
+    entry = batch.store(v)
+    audit_writes(batch, "kv.put", [entry], caller=caller, created=False, ttl=ttl, via="ttl")
+    return entry
 
 
 def principals_check(*, owner: str | None, group: str | None) -> None:
@@ -331,20 +353,21 @@ def entries_expire(*, now: int | None = None, batch: int = 500) -> int:
     due = list(
         Entry.objects.filter(deleted=False, expires_at__lte=now)
         .order_by("expires_at")
-        .values_list("pk", flat=True)[:batch]
+        .values_list("key", flat=True)[:batch]
     )
-    expired = 0
-    for pk in due:
-        with store_write_lock(), transaction.atomic():
-            state = rows.state_lock()
-            entry = Entry.objects.filter(pk=pk, deleted=False, expires_at__lte=now).first()
-            if entry is None:
-                continue  # replaced or deleted meanwhile
-            tombstone = expiry_tombstone(Version.of(entry))
-            state.hlc = hlc_observe(state.hlc, tombstone.hlc)
-            if entry_apply(tombstone, state=state, current=entry) is not None:
-                expired += 1
-    return expired
+    if not due:
+        return 0
+    writes = [partial(_expire_write, key=key, now=now) for key in due]
+    return sum(outcome.get() for outcome in entries_apply_batch(writes, keys=due))
+
+
+def _expire_write(batch: Batch, *, key: str, now: int) -> bool:
+    entry = batch.entry(key)
+    if entry is None or entry.deleted or entry.expires_at is None or entry.expires_at > now:
+        return False  # replaced or deleted meanwhile
+    tombstone = expiry_tombstone(Version.of(entry))
+    batch.observe(tombstone.hlc)
+    return batch.store(tombstone) is not None
 
 
 def tombstones_purge(*, now: int | None = None, batch: int = 1000) -> int:
@@ -382,23 +405,24 @@ __all__ = [
 ]
 
 
-def versions_apply(versions: list[Version], *, now: int | None = None, chunk: int = 100) -> int:
+def versions_apply(versions: list[Version], *, now: int | None = None, chunk: int = 500) -> int:
     """Apply versions that came from another node; return how many were newer than ours.
 
     A tombstone older than KVS_TOMBSTONE_TTL for a key this node does not hold is dropped: this
     node has purged it (or never needed it), and storing it again would only make it linger.
+    Each `chunk` versions are one batch (one transaction, one announcement): a push of up to
+    KVS_PUSH_BATCH versions is applied at once, so a peer's transaction arrives in one piece.
     """
     now = wall_ms() if now is None else now
     cutoff = hlc_from_ms(now - settings.KVS_TOMBSTONE_TTL * 1000)
+    for v in versions:
+        key_validate(v.key, allow_reserved=True, from_peer=True)
     applied = 0
     for start in range(0, len(versions), chunk):
-        with store_write_lock(), transaction.atomic():
-            for v in versions[start : start + chunk]:
-                key_validate(v.key, allow_reserved=True, from_peer=True)
-                if v.deleted and v.hlc < cutoff and rows.entry_by_key(v.key) is None:
-                    continue
-                if entry_apply(v) is not None:
-                    applied += 1
+        part = versions[start : start + chunk]
+        writes = [partial(_replica_write, v=v, cutoff=cutoff) for v in part]
+        outcomes = entries_apply_batch(writes, keys=[v.key for v in part])
+        applied += sum(outcome.get() is not None for outcome in outcomes)
     return applied
 
 
@@ -412,16 +436,17 @@ def system_record_put(*, key: str, value: str | None, now: int | None = None) ->
         raise InvalidInput(f"System records live under {SYSTEM_PREFIX!r}.")
     key_validate(key, allow_reserved=True)
     now = wall_ms() if now is None else now
-    with store_write_lock(), transaction.atomic():
-        state = rows.state_lock()
-        current = rows.entry_by_key(key)
-        if value is None and (current is None or current.deleted):
-            return None
-        if current is not None and not current.deleted and current.value == value:
-            return current  # unchanged: no new version
-        state.hlc = hlc_tick(state.hlc, now)
-        v = _local_version(key, state.hlc, value=value, deleted=value is None, mode=0)
-        return entry_apply(v, state=state, current=current)
+    return write_submit(partial(_system_write, key=key, value=value, now=now), keys=(key,))
+
+
+def _system_write(batch: Batch, *, key: str, value: str | None, now: int) -> Entry | None:
+    current = batch.entry(key)
+    if value is None and (current is None or current.deleted):
+        return None
+    if current is not None and not current.deleted and current.value == value:
+        return current  # unchanged: no new version
+    v = _local_version(key, batch.tick(now), value=value, deleted=value is None, mode=0)
+    return batch.store(v)
 
 
 def entry_delete_many(*, keys: list[str], caller: Caller = SYSTEM, now: int | None = None) -> int:

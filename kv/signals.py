@@ -1,6 +1,19 @@
-"""Sent after commit for every applied version, local or replicated (watch and push hook here)."""
+"""Sent after commit for every batch of applied versions, local or replicated (watch, push
+replication, metrics and the system-record mirror hook here)."""
+
+from typing import NamedTuple
 
 from django.dispatch import Signal
 
-# kwargs: key (str), revision (int), deleted (bool), origin (node id of the version's writer)
-entry_applied = Signal()
+
+class Change(NamedTuple):
+    """One applied version: its key, local revision, whether a tombstone, and its writer node."""
+
+    key: str
+    revision: int
+    deleted: bool
+    origin: str
+
+
+# kwargs: changes (list[Change], in revision order; one send per committed batch)
+entries_applied = Signal()

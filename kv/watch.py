@@ -1,11 +1,11 @@
 """Watch: tell websocket watchers about applied entries, in revision order, from a cursor.
 
 Announcing: every process that applies entries (web workers for client writes and pushed
-replication, Celery for expiry and anti-entropy) gathers the `entry_applied` signals of a few
-milliseconds and sends one `kv.changed` message to the node's CHANGES_GROUP: the highest revision
-and the keys that changed (no values: the message is small and its sending cheap, so a PUT pays
-only for a list append). The batching thread is the per-process debounce that push replication
-uses.
+replication, Celery for expiry and anti-entropy) gathers the `entries_applied` signals (one per
+committed batch) of a few milliseconds and sends one `kv.changed` message to the node's
+CHANGES_GROUP: the highest revision and the keys that changed (no values: the message is small
+and its sending cheap, so a batch pays only for a list extend). The batching thread is the
+per-process debounce that push replication uses.
 
 Following: each watch socket keeps a cursor. An announcement whose keys touch its prefix makes it
 read the entries with cursor < revision <= announced revision under its prefix, in revision order,
@@ -43,7 +43,7 @@ from .hlc import wall_ms
 from .keys import prefix_successor, prefix_validate
 from .models import Entry
 from .selectors import RESERVED_AFTER, RESERVED_FIRST, entry_readable, store_state
-from .signals import entry_applied
+from .signals import Change, entries_applied
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +83,19 @@ def changes_announce() -> None:
 _announce_soon = Debounce(changes_announce, delay_s=settings.KVS_WATCH_BATCH_DELAY)
 
 
-def _on_entry_applied(sender, *, key: str, revision: int, **kwargs) -> None:
-    if key.startswith(RESERVED_FIRST):  # the cluster's own records are never watched
+def _on_entries_applied(sender, *, changes: list[Change], **kwargs) -> None:
+    # the cluster's own records are never watched
+    watched = [(c.key, c.revision) for c in changes if not c.key.startswith(RESERVED_FIRST)]
+    if not watched:
         return
     with _pending_lock:
-        _pending.append((key, revision))
+        _pending.extend(watched)
     _announce_soon.poke()
 
 
 def connect_watch() -> None:
-    """Announce every applied entry of this process to the node's watchers."""
-    entry_applied.connect(_on_entry_applied, dispatch_uid="kvs-watch-announce")
+    """Announce every applied batch of this process to the node's watchers."""
+    entries_applied.connect(_on_entries_applied, dispatch_uid="kvs-watch-announce")
 
 
 # --- Following (each watch socket) ---------------------------------------------------------------

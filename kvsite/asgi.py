@@ -1,10 +1,11 @@
 """ASGI entry point: HTTP to Django, websockets to Channels consumers.
 
-HTTP requests run through Django's WSGI handler on a fixed pool of threads (a2wsgi) rather than
-Django's ASGI handler: the latter starts a new thread for every request, so every request also
-opens a new database connection, which on this project's hot path costs more than the request
-itself. Threads that live long keep their connections (CONN_MAX_AGE). Set KVS_HTTP_THREADS=0 to
-use Django's own ASGI handler instead.
+HTTP requests run through Django's WSGI handler (kvsite/bridge.py) rather than Django's ASGI
+handler, which starts a new thread for every request, so that every request also opens a new
+database connection. Requests run on a fixed pool of KVS_HTTP_THREADS threads that keep their
+connections (CONN_MAX_AGE), one hand-off each way per request; with KVS_HTTP_INLINE_READS
+single-key reads run on the event loop's own thread instead. Set KVS_HTTP_THREADS=0 to use
+Django's own ASGI handler instead. docs/performance.md has the figures behind this choice.
 
 Either way a request reaches Django only once its whole body has arrived, within a size and a
 time limit (kvsite/edge.py), so that a slow client holds no HTTP thread.
@@ -23,12 +24,12 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()  # sets Django up; also the fallback HTTP handler
 
-from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from kv.consumers import WatchConsumer, WatchStreamConsumer  # noqa: E402
+from kvsite.bridge import WsgiBridge, inline_read  # noqa: E402
 from kvsite.edge import BufferedBody  # noqa: E402
 from kvsite.realtime import HttpRouter, NoRouteConsumer  # noqa: E402
 from kvsite.ws_auth import CredentialMiddlewareStack  # noqa: E402
@@ -42,7 +43,11 @@ websocket_urlpatterns = [
 ]
 
 if settings.KVS_HTTP_THREADS > 0:
-    http_app = WSGIMiddleware(get_wsgi_application(), workers=settings.KVS_HTTP_THREADS)
+    http_app = WsgiBridge(
+        get_wsgi_application(),
+        threads=settings.KVS_HTTP_THREADS,
+        inline=inline_read if settings.KVS_HTTP_INLINE_READS else None,
+    )
 else:
     http_app = django_asgi_app
 

@@ -740,7 +740,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     environment) until SIGINT/SIGTERM."""
     from .server import serve
 
-    serve(host=args.host, port=args.port, workers=args.workers)
+    serve(host=args.host, port=args.port, workers=args.workers, app=args.app)
     return 0
 
 
@@ -983,6 +983,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--workers", type=_positive, default=2, help="worker processes (default 2)")
+    serve.add_argument(
+        "--app",
+        default="kvsite.asgi:application",
+        help="ASGI application, module:attribute (default kvsite.asgi:application)",
+    )
     serve.set_defaults(handler=cmd_serve)
     passwd = commands.add_parser(
         "passwd",

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,8 @@ class Debounce:
         self._lock = threading.Lock()
 
     def poke(self) -> None:
-        self._event.set()
+        if not self._event.is_set():  # a poke while one is pending wakes nobody
+            self._event.set()
         if self._thread is None or not self._thread.is_alive():
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():
@@ -26,9 +28,10 @@ class Debounce:
     def _run(self) -> None:
         while True:
             self._event.wait()
-            self._event.clear()
-            self._event.wait(self._delay_s)  # gather the writes of the next few milliseconds
-            self._event.clear()
+            if self._delay_s:
+                # gather the pokes of the next few milliseconds: they only find the event set
+                time.sleep(self._delay_s)
+            self._event.clear()  # before the action: a poke from now on runs it again
             try:
                 self._action()
             except Exception:  # e.g. the broker is down: the callers' periodic sweeps catch up

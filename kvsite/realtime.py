@@ -46,6 +46,8 @@ from kvsite.ws_auth import WsRequest, credential_key, ws_request
 from kvsite.ws_recheck import credential_rechecks
 from ops.metrics import Counter, Gauge
 
+from . import presence
+
 log = logging.getLogger(__name__)
 
 # Labelled by the socket's kind (`watch`, `pubsub`): a bounded set.
@@ -93,6 +95,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._recheck_at = math.inf  # when the credential is due to be checked again
         self._closing = False  # closed for its credential: nothing more is sent
         self._counted_open = False
+        self._presence_id: str | None = None
 
     # --- opening and closing ---------------------------------------------------------------------
 
@@ -138,6 +141,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._credential_key = credential_key(self.scope)
         if self._credential_key is not None:
             self._recheck_at = credential_rechecks().add(self, self._credential_key)
+        record = self.presence()
+        if record is not None:
+            self._presence_id = presence.book.opened(record)
+
+    def presence(self) -> dict | None:
+        """What the cluster's list of watchers shows of this socket once open (None: nothing):
+        `kind` and `prefix` or `topic`, `since` (see `presence_base` for the user); the node and
+        the time are added by kvsite.presence."""
+        return None
+
+    def presence_base(self) -> dict:
+        user = self.scope.get("user")
+        username = user.get_username() if user is not None and user.is_authenticated else None
+        return {"username": username}
 
     async def transport_accept(self, subprotocol=None, headers=None) -> None:
         """Open the connection towards the client (a websocket's accept)."""
@@ -154,6 +171,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return task
 
     async def websocket_disconnect(self, message) -> None:
+        if self._presence_id is not None:
+            presence.book.closed(self._presence_id)
+            self._presence_id = None
         if self._counted_open:
             WS_OPEN.labels(self.kind).dec()
             self._counted_open = False

@@ -202,13 +202,14 @@ def _raise_open_files_limit() -> None:
             pass  # keep the limit we were given
 
 
-def serve(*, host: str, port: int, workers: int) -> None:
+def serve(*, host: str, port: int, workers: int, app: str = APP) -> None:
     """Serve the node (HTTP and websockets) on host:port with `workers` processes, until
-    SIGINT or SIGTERM."""
+    SIGINT or SIGTERM. `app` names another ASGI application to serve the same way (the floor
+    benchmark's bare answer)."""
     os.environ[STARTED_ENV] = repr(clock())  # inherited by every worker: the node's uptime
     _raise_open_files_limit()
     uvicorn.run(
-        APP,
+        app,
         host=host,
         port=port,
         workers=workers,

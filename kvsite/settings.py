@@ -121,6 +121,11 @@ SIMPLE_JWT = {
 
 # How many previous versions of each key are kept (more: longer history, larger database).
 KVS_HISTORY_DEPTH = env.int("KVS_HISTORY_DEPTH", default=3)
+# Most client writes one group commit applies in one transaction (larger: fewer commits under
+# load, but the writes at the end of a batch wait for all the ones before; see docs/storage.md).
+KVS_GROUP_COMMIT_MAX = env.int("KVS_GROUP_COMMIT_MAX", default=256)
+# Most compares plus ops (of both branches) in one POST /api/v1/txn (more: 400).
+KVS_TXN_MAX_OPS = env.int("KVS_TXN_MAX_OPS", default=128)
 # Largest accepted value, in bytes of JSON (larger: 413).
 KVS_MAX_VALUE_BYTES = env.int("KVS_MAX_VALUE_BYTES", default=1024 * 1024)
 # How many levels arrays and objects may nest in a request body or websocket frame (deeper: 400).
@@ -263,7 +268,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "audit.context.AuditContextMiddleware",  # after auth: audit events name the request's user
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "kvsite.middleware.LazyMessageMiddleware",  # Django's, storage made only when used
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -307,6 +312,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # starts a thread and a database connection per request). More threads overlap database waits;
 # Python code itself runs one thread at a time per process.
 KVS_HTTP_THREADS = env.int("KVS_HTTP_THREADS", default=8)
+# Whether single-key reads (GET/HEAD /api/v1/kv/{key}) and /health run on the web worker's event
+# loop thread rather than on one of those threads. Off by default: under uvicorn it measured
+# slower, in req/s and in CPU per answer (docs/performance.md); the loop does nothing else
+# meanwhile.
+KVS_HTTP_INLINE_READS = env.bool("KVS_HTTP_INLINE_READS", default=False)
 
 # --- HTTP edge (kvsite/edge.py, kvsite/server.py) ------------------------------------------------
 

@@ -31,9 +31,12 @@ class PubSubConsumer(RealtimeConsumer):
             return
         await database_sync_to_async(local_node)()  # cached from now on, for message_new
         await self.group_join(topic_group(topic))
-        await self.accept()
         self.topic = topic
+        await self.accept()
         book.joined(topic)
+
+    def presence(self) -> dict:
+        return {**self.presence_base(), "kind": "pubsub", "topic": self.topic, "since": None}
 
     async def disconnect(self, code: int) -> None:
         if self.topic is not None:

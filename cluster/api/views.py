@@ -1,6 +1,7 @@
 """Node health and status, the member list, forgetting a member, and leaving the cluster."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -9,12 +10,17 @@ import kvsite
 from accounts.permissions import scope_check
 from accounts.scopes import READ
 from kv.hlc import wall_ms
+from kv.keys import prefix_validate
 from kv.selectors import live_key_count, store_state
+from kvsite.exceptions import InvalidInput
 from kvsite.openapi import errors
+from kvsite.parsers import request_json
+from kvsite.presence import watchers_cluster
 from kvsite.uptime import server_uptime_s
 
 from ..config import Config
 from ..gossip import gossip_forget
+from ..health import cluster_health, cluster_repair
 from ..lifecycle import node_leave
 from ..node import local_node, node_mode
 from ..selectors import members_count, members_list
@@ -124,3 +130,57 @@ class LeaveApi(APIView):
         config = Config.from_settings()
         me = node_leave(HttpTransport.from_config(config), wall_ms(), config=config)
         return Response(member_json(me))
+
+
+class ClusterHealthApi(APIView):
+    """Every node's Merkle root, keys, revision, replication lag per peer and last anti-entropy
+    round, gathered from the live peers; `converged`: every member answered with one root."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT, **errors(403)}, operation_id="cluster_health"
+    )
+    def get(self, request):
+        scope_check(request, ADMIN_CLUSTER)
+        return Response(cluster_health())
+
+
+class ClusterRepairApi(APIView):
+    """One anti-entropy round with the peer named, now: what differed and what moved."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 403, 404, 503)},
+        examples=[OpenApiExample("A peer", value={"peer": "node-2"}, request_only=True)],
+        operation_id="cluster_repair",
+    )
+    def post(self, request):
+        scope_check(request, ADMIN_CLUSTER)
+        body = request_json(request)
+        if not isinstance(body, dict) or set(body) != {"peer"}:
+            raise InvalidInput('The body must be {"peer": node_id}.')
+        return Response(cluster_repair(peer=body["peer"]))
+
+
+class WatchersApi(APIView):
+    """Every open watch and pub/sub subscription in the cluster (under `prefix`), gathered from
+    every live node: who, what, since when."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("prefix", OpenApiTypes.STR, description="Only those under it.")
+        ],
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 403)},
+        operation_id="watchers",
+    )
+    def get(self, request):
+        scope_check(request, ADMIN_CLUSTER)
+        prefix = request.query_params.get("prefix")
+        if prefix is not None:
+            prefix_validate(prefix)
+        return Response(watchers_cluster(prefix=prefix))

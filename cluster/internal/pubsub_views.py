@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ParseError
 
 from kvsite.exceptions import InvalidInput
+from kvsite.presence import watchers_local
 from pubsub.services import message_parse, messages_receive
 from pubsub.subscribers import topics_answer
 
@@ -41,3 +42,15 @@ class PubsubTopicsApi(MemberApi):
         if data is None or not (prefix is None or isinstance(prefix, str)):
             raise ParseError("Expected {prefix: str or null}.")
         return signed_json(request, topics_answer(prefix=prefix))
+
+
+@extend_schema(exclude=True)
+class WatchersApi(MemberApi):
+    """This node's open watches and subscriptions under `prefix` (null: all)."""
+
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else None
+        prefix = data.get("prefix") if data is not None else None
+        if data is None or not (prefix is None or isinstance(prefix, str)):
+            raise ParseError("Expected {prefix: str or null}.")
+        return signed_json(request, {"watchers": watchers_local(prefix=prefix)})

@@ -14,6 +14,7 @@ from kv.hlc import wall_ms
 from ..antientropy import digests_answer, merkle_answer, versions_receive
 from ..compression import accepts_zstd, body_encode
 from ..gossip import forget_receive, gossip_receive
+from ..health import node_health
 from ..messages import InvalidMessage, gossip_message_parse
 from ..node import local_node
 from ..signing import sign_response
@@ -124,3 +125,11 @@ class ForgetApi(MemberApi):
     def post(self, request):
         node_id, incarnation = forget_request_parse(_json_body(request))
         return signed_json(request, {"forgotten": forget_receive(node_id, incarnation)})
+
+
+@extend_schema(exclude=True)
+class HealthApi(MemberApi):
+    """This node's part of the cluster's health view."""
+
+    def post(self, request):
+        return signed_json(request, node_health())

@@ -13,13 +13,15 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.admin_access import ScopedAdmin
-from accounts.scopes import DELETE, READ, WRITE
+from accounts.admin_access import ScopedAdmin, admin_credential, admin_grants
+from accounts.models import User
+from accounts.scopes import ADMIN_ACL, DELETE, READ, WRITE
 from kvsite.admin_site import admin_time
 from kvsite.exceptions import KvsError
 
 from .. import selectors, services
 from ..acl import Caller, mode_format
+from ..explain import acl_explain, login_credential
 from ..forms import EntryAddForm, EntryChangeForm, json_pretty
 from ..keys import prefix_successor, prefix_validate
 from ..models import Entry
@@ -28,6 +30,7 @@ from .access import admin_caller, entry_may_change, entry_may_delete, readable_b
 FOLDER_PARAM = "prefix"  # the folder being browsed, e.g. app/config/
 FLAT_PARAM = "flat"  # list every key below the folder, not only those directly in it
 WHERE_PARAM = "where"  # a query on values (query.language), as JSON: the keys it matches
+EXPLAIN_PARAM = "explain"  # the user the "who can do what" panel answers for
 MAX_QUERY_MATCHES = 1000
 MAX_FOLDERS = 500
 PREVIEW_CHARS = 60
@@ -101,6 +104,31 @@ def subfolders(entries: QuerySet[Entry], prefix: str, *, limit: int = MAX_FOLDER
 def visible_entries(caller: Caller) -> QuerySet[Entry]:
     """Live entries `caller` may read (live_entries leaves out the cluster's reserved keys)."""
     return selectors.live_entries().filter(readable_by(caller))
+
+
+def folder_watching(request, prefix: str) -> dict | None:
+    """How many watches in the cluster follow keys of the folder (their prefix covers it or lies
+    in it), and who (for those who may read users); None if presence cannot be read now."""
+    import redis
+
+    from cluster.transport import TransportError
+    from kvsite.presence import watchers_cluster
+
+    try:
+        watchers = watchers_cluster(prefix=None)["watchers"]
+    except (redis.RedisError, TransportError, OSError):
+        return None
+    following = [
+        w
+        for w in watchers
+        if w.get("kind") == "watch"
+        and isinstance(w.get("prefix"), str)
+        and (prefix.startswith(w["prefix"]) or w["prefix"].startswith(prefix))
+    ]
+    names = None
+    if admin_grants(request, "admin:users:read"):
+        names = sorted({w.get("username") or "anonymous" for w in following})
+    return {"count": len(following), "names": names}
 
 
 def folder_query(request, prefix: str) -> tuple[list[str] | None, str | None, str | None]:
@@ -216,6 +244,7 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
             "kv_queried": matched is not None and not refused,
             "kv_query_index": served_by,
             "kv_toggle_url": folder_url(prefix) if flat else folder_url(prefix, **{FLAT_PARAM: 1}),
+            "kv_watching": folder_watching(request, prefix),
             "kv_add_url": reverse("admin:kv_entry_add")
             + (f"?{urlencode({'key': prefix})}" if prefix else ""),
             **(extra_context or {}),
@@ -320,7 +349,28 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
             folder, _, name = obj.key.rpartition("/")
             context["kv_crumbs"] = folder_crumbs(folder + "/")
             context["kv_name"] = name
+            context["kv_explain"] = self._explain(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _explain(self, request, obj: Entry) -> dict:
+        """The "who can do what" panel: the four answers of kv.explain for the chosen user
+        (yourself, or with admin:acl anyone), as the API's /acl/explain gives them."""
+        others = admin_grants(request, ADMIN_ACL)
+        chosen = request.GET.get(EXPLAIN_PARAM, "") if others else ""
+        user = User.objects.filter(username=chosen).first() if chosen else None
+        if user is None or user.pk == request.user.pk:
+            credential, chosen = admin_credential(request), request.user.get_username()
+        else:
+            credential = login_credential(user)
+        answer = acl_explain(key=obj.key, credential=credential)
+        users = User.objects.order_by("username").values_list("username", flat=True)
+        return {
+            "param": EXPLAIN_PARAM,
+            "chosen": chosen,
+            "users": list(users[:500]) if others else None,
+            "superuser": answer["superuser"],
+            "decisions": [{"name": name, **d} for name, d in answer["decisions"].items()],
+        }
 
     def history_view(self, request, object_id, extra_context=None):
         """The key's own history is on its page: Django's log of admin edits would only repeat

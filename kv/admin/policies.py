@@ -3,7 +3,8 @@
 import json
 
 from django.contrib import admin
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from accounts.admin_access import ScopedAdmin
 from accounts.scopes import ADMIN_ACL, READ
@@ -14,6 +15,10 @@ from ..acl import mode_format
 from ..forms import AclRuleForm, PrefixSchemaForm
 from ..models import AclRule, PrefixSchema
 from ..policy import acl_rule_delete, schema_delete
+from .access import admin_caller
+from .entries import folder_url, under, visible_entries
+
+GOVERNED_SHOWN = 50  # keys listed on a rule's page
 
 
 class PolicyAdmin(ScopedAdmin, admin.ModelAdmin):
@@ -75,7 +80,33 @@ class AclRuleAdmin(PolicyAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return self.fieldsets
-        return ((None, {"fields": ("prefix", "updated")}), *self.fieldsets[1:])
+        governs = ("Keys this rule governs", {"fields": ("governed",)})
+        return ((None, {"fields": ("prefix", "updated")}), *self.fieldsets[1:], governs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("prefix", "updated", "governed")
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.kv_caller = admin_caller(request)
+        return obj
+
+    @admin.display(description="Keys")
+    def governed(self, rule: AclRule) -> str:
+        """The live keys (that you may read) whose longest covering rule is this one."""
+        keys = rule_governed_keys(rule, visible_entries(rule.kv_caller))
+        shown = keys[:GOVERNED_SHOWN]
+        if not shown:
+            return "No key is governed by this rule yet."
+        links = format_html_join(
+            ", ",
+            '<a class="kv-mono" href="{}">{}</a>',
+            ((reverse("admin:kv_entry_change", args=[pk]), key) for pk, key in shown),
+        )
+        more = len(keys) - len(shown)
+        tail = format_html(' and <a href="{}">{} more</a>', folder_url(rule.prefix, flat=1), more)
+        return format_html("{}{}", links, tail if more > 0 else "")
 
     @admin.display(description="Mode", ordering="mode")
     def mode_short(self, rule: AclRule) -> str:
@@ -83,6 +114,16 @@ class AclRuleAdmin(PolicyAdmin):
 
     def delete_policy(self, *, prefix: str) -> None:
         acl_rule_delete(prefix=prefix)
+
+
+def rule_governed_keys(rule: AclRule, entries) -> list[tuple]:
+    """(pk, key) of `entries` under `rule`'s prefix and under no longer rule (at most 1000)."""
+    governed = under(entries, rule.prefix)
+    longer = AclRule.objects.filter(prefix__startswith=rule.prefix).exclude(prefix=rule.prefix)
+    for inner in longer.values_list("prefix", flat=True):
+        if inner.startswith(rule.prefix):  # LIKE ignores case on SQLite
+            governed = governed.exclude(pk__in=under(entries, inner).values("pk"))
+    return list(governed.order_by("key").values_list("pk", "key")[:1000])
 
 
 @admin.register(PrefixSchema)

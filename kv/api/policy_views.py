@@ -1,21 +1,27 @@
 """ACL rules and JSON Schemas per prefix: thin adapters over kv.policy."""
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import scope_check
+from accounts.models import ApiToken, User
+from accounts.permissions import AUTH_TOKEN, Credential, request_credential, scope_check
 from accounts.scopes import ADMIN_ACL, READ
-from kvsite.exceptions import NotFound
+from kvsite.exceptions import InvalidInput, NotFound
 from kvsite.openapi import errors, path_param
 from kvsite.parsers import json_parse, request_json
 
 from .. import policy
 from ..acl import mode_format, mode_parse
+from ..explain import acl_explain, login_credential
 from ..models import AclRule, PrefixSchema
 from ..services import principals_check
+from .params import param_str
 from .serializers import ModeField
 
 PREFIX_PARAM = path_param(
@@ -188,3 +194,74 @@ class SchemaApi(APIView):
         scope_check(request, ADMIN_ACL)
         policy.schema_delete(prefix=prefix)
         return Response(status=204)
+
+
+class AclExplainApi(AclRuleApi):
+    """Why the ACL lets a user create, delete, write and read a key, or not (GET with `key`).
+
+    It sits at `acl/explain`, so the rule of the prefix "explain" is served here too.
+    """
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("key", OpenApiTypes.STR, required=True, description="The key."),
+            OpenApiParameter(
+                "user", OpenApiTypes.STR, description="Another user (needs `admin:acl`)."
+            ),
+            OpenApiParameter(
+                "token",
+                OpenApiTypes.STR,
+                description="A token's id: one of yours, or anyone's with `admin:acl`.",
+            ),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 404)},
+        operation_id="acl_explain",
+    )
+    def get(self, request, prefix="explain"):
+        key = param_str(request, "key")
+        if key is None:
+            if "user" in request.query_params or "token" in request.query_params:
+                raise InvalidInput("Name the key: ?key=K.")
+            return super().get(request, prefix)
+        credential = explain_credential(
+            request, param_str(request, "user"), param_str(request, "token")
+        )
+        return Response(acl_explain(key=key, credential=credential))
+
+    @extend_schema(exclude=True)  # documented as acl/{prefix}
+    def put(self, request, prefix="explain"):
+        return super().put(request, prefix)
+
+    @extend_schema(exclude=True)
+    def delete(self, request, prefix="explain"):
+        return super().delete(request, prefix)
+
+
+def explain_credential(
+    request, username: str | None, token_id: str | None = None
+) -> Credential | None:
+    """The credential explained: the caller's own, one of their tokens, or (with `admin:acl`)
+    another user's login or token."""
+    own = request_credential(request)
+    if token_id is not None:
+        token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
+        if token is not None and username is not None and token.user.username != username:
+            token = None
+        mine = own is not None and token is not None and token.user_id == own.user.pk
+        if not mine:
+            scope_check(request, ADMIN_ACL)
+        if token is None or not token.is_active():
+            raise NotFound(
+                f"No active token {token_id!r}" + (f" of {username!r}." if username else ".")
+            )
+        scopes, prefix = tuple(token.scopes), token.prefix
+        return Credential(user=token.user, auth=AUTH_TOKEN, scopes=scopes, prefix=prefix)
+    if username is None or (own is not None and own.user.username == username):
+        if own is None and settings.KVS_AUTH_ENABLED and not settings.KVS_ALLOW_ANONYMOUS_READ:
+            raise NotAuthenticated()
+        return own
+    scope_check(request, ADMIN_ACL)
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"No user {username!r}.")
+    return login_credential(user)

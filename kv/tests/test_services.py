@@ -9,7 +9,7 @@ from kv.hlc import hlc_from_ms
 from kv.keys import InvalidKey
 from kv.merkle import ZERO
 from kv.models import Entry, EntryVersion, MerkleLeaf, StoreState
-from kv.signals import entry_applied
+from kv.signals import entries_applied
 from kv.versions import EXPIRY_NAMESPACE, Version
 from kvsite.exceptions import Forbidden, NotFound
 
@@ -170,7 +170,7 @@ def test_applied_changes_are_announced_after_commit(django_capture_on_commit_cal
     def receiver(sender, **kw):
         seen.append(kw)
 
-    entry_applied.connect(receiver)
+    entries_applied.connect(receiver)
     try:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             services.entry_put(key="s", value="1", now=NOW)
@@ -178,8 +178,8 @@ def test_applied_changes_are_announced_after_commit(django_capture_on_commit_cal
         for callback in callbacks:
             callback()
     finally:
-        entry_applied.disconnect(receiver)
-    assert [(s["key"], s["deleted"]) for s in seen] == [("s", False)]
+        entries_applied.disconnect(receiver)
+    assert [[(c.key, c.deleted) for c in s["changes"]] for s in seen] == [[("s", False)]]
 
 
 def test_read_only_node_refuses_client_writes_but_applies_replication(settings):

@@ -471,3 +471,37 @@ def test_bodies_keys_and_frames_are_checked_at_the_door_over_real_http(cluster: 
             assert await nothing_more(subscriber)
 
     asyncio.run(scenario())
+
+
+def test_watchers_on_nodes_2_and_3_are_listed_from_node_1_and_gone_once_closed(cluster: Launch):
+    def listed(prefix: str) -> list[tuple[str, str, str]]:
+        with api(cluster, 1) as node1:
+            body = node1.get("/api/v1/watchers", params={"prefix": prefix}).json()
+        return sorted(
+            (w["node"], w["kind"], w.get("prefix") or w.get("topic")) for w in body["watchers"]
+        )
+
+    expected = [("node2", "watch", "seen/a/"), ("node3", "pubsub", "seen/news")]
+
+    async def scenario():
+        watch_url = ws_url(cluster, 2, f"/ws/v1/watch?prefix=seen/a/&token={cluster.token}")
+        sub_url = ws_url(cluster, 3, f"/ws/v1/pubsub/seen/news?token={cluster.token}")
+        async with websockets.connect(watch_url) as watch, websockets.connect(sub_url):
+            assert json.loads(await watch.recv())["type"] == "ready"
+            await asyncio.to_thread(
+                wait_for,
+                lambda: listed("seen/") == expected,
+                timeout=EVENT_DEADLINE_S,
+                what="the watch on node2 and the subscription on node3, listed by node1",
+                explain=lambda: listed("seen/"),
+            )
+            assert listed("seen/a/") == expected[:1]  # only those under the prefix
+        await asyncio.to_thread(
+            wait_for,
+            lambda: listed("seen/") == [],
+            timeout=EVENT_DEADLINE_S,
+            what="the closed sockets to leave the list",
+            explain=lambda: listed("seen/"),
+        )
+
+    asyncio.run(scenario())

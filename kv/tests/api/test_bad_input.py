@@ -114,7 +114,7 @@ def test_nul_given_as_percent_00_in_the_url_is_400(store):
     store.assert_unchanged()
 
 
-@pytest.mark.parametrize("app", ["a2wsgi", "django-asgi"])
+@pytest.mark.parametrize("app", ["bridge", "django-asgi"])
 def test_keys_that_are_not_utf8_are_400_and_never_alias(store, settings, app):
     # Both paths reach Django as "al/\ufffd\ufffd" (uvicorn decodes with replacement): one
     # key would have stood for every byte string that is not UTF-8.
