@@ -195,7 +195,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
-    env = {"KVS_AUTH_ENABLED": "false"}
+    env = {"KVS_AUTH_ENABLED": "false", "KVS_THROTTLE_ANON": ""}  # data, not credentials or rates
     with tempfile.TemporaryDirectory(prefix="kvs-faults-") as tmp:
         with kvs_up(Path(tmp), nodes=3, env=env, start_deadline=240) as launch:
             for name in args.faults:

@@ -46,7 +46,8 @@ def web_group(launch: Launch, index: int) -> int:
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
-    env = {"KVS_AUTH_ENABLED": "false"}  # this is about data, not credentials
+    # This is about data, not credentials or rate limits (anonymous requests are throttled).
+    env = {"KVS_AUTH_ENABLED": "false", "KVS_THROTTLE_ANON": ""}
     with kvs_up(tmp_path, nodes=3, env=env, start_deadline=START_DEADLINE_S) as launched:
         frozen: list[int] = []
         launched.frozen = frozen
