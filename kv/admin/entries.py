@@ -370,6 +370,7 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk is not None:
             context["kv_history"] = self._history(request, obj)
+            context["kv_compare"] = self._compare(request, context["kv_history"])
             folder, _, name = obj.key.rpartition("/")
             context["kv_crumbs"] = folder_crumbs(folder + "/")
             context["kv_name"] = name
@@ -429,6 +430,18 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
         part of it."""
         return redirect(reverse("admin:kv_entry_change", args=[object_id]) + "#kv-history")
 
+    def _compare(self, request, history: list[dict]) -> dict | None:
+        """The diff of any two versions of the history the page shows, as `?compare=A&with=B`
+        (A the older side); None when not asked or either is not one of them."""
+        older, newer = request.GET.get("compare", ""), request.GET.get("with", "")
+        by_id = {str(row["version"]): row for row in history}
+        if older not in by_id or newer not in by_id:
+            return None
+        a, b = by_id[older], by_id[newer]
+        names = (older[:8], newer[:8])
+        return {"older": older, "newer": newer, "names": names,
+                "diff": json_diff(a["value"], b["value"], names=names)}  # fmt: skip
+
     def _history(self, request, obj: Entry) -> list[dict]:
         caller = admin_caller(request)
         try:
@@ -451,6 +464,7 @@ class EntryAdmin(ScopedAdmin, admin.ModelAdmin):
                     "version": version.version,
                     "time": version.timestamp,
                     "deleted": version.deleted,
+                    "value": version.value,
                     "preview": value_preview(version.value),
                     "full": json_pretty(version.value),
                     "mode": mode_format(version.mode),

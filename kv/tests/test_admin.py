@@ -683,6 +683,24 @@ def test_the_history_shows_each_versions_actor_and_its_diff_against_the_one_befo
     assert '<span class="kv-diff-add">+  &quot;b&quot;: 3</span>' in table
 
 
+def test_any_two_versions_can_be_compared(root_client):
+    first = put("doc", '{"a":1,"b":2}')
+    put("doc", '{"a":1,"b":3}')
+    current = put("doc", '{"a":5,"b":3}')
+    url = change_url(current)
+    assert root_client.get(url).context["kv_compare"] is None
+    response = root_client.get(url, {"compare": str(first.version), "with": str(current.version)})
+    lines = [(line["kind"], line["text"]) for line in response.context["kv_compare"]["diff"]]
+    assert ("del", '-  "a": 1,') in lines and ("add", '+  "a": 5,') in lines
+    assert ("del", '-  "b": 2') in lines and ("add", '+  "b": 3') in lines
+    html = response.content.decode()
+    assert 'id="kv-compare"' in html and "kv-compare-result" in html
+    same = root_client.get(url, {"compare": str(current.version), "with": str(current.version)})
+    assert "hold the same value" in same.content.decode()
+    unknown = root_client.get(url, {"compare": "nope", "with": str(current.version)})
+    assert unknown.status_code == 200 and unknown.context["kv_compare"] is None
+
+
 def test_revert_button_posts_with_csrf_and_writes_the_old_value(client, root_user):
     csrf = client.__class__(enforce_csrf_checks=True)
     csrf.force_login(root_user)
