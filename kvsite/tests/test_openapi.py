@@ -1,4 +1,5 @@
-"""The OpenAPI document at /api/schema/: generated without a warning, true to the API."""
+"""The OpenAPI document at /api/schema/: built by drf-spectacular without a warning, and true
+to the API."""
 
 import os
 import subprocess
