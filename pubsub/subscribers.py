@@ -11,14 +11,10 @@ sockets stops counting within TTL_S. The cluster's count adds what each live pee
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 
-import redis
-from django.conf import settings
+from kvsite.processbook import ProcessBook, redis_client  # noqa: F401 (redis_client: re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -26,31 +22,18 @@ TOPICS_PATH = "/cluster/internal/pubsub/topics"
 
 PROCESSES_KEY = "kvs:pubsub:processes"
 COUNTS_KEY = "kvs:pubsub:subscribers:{}"
-REFRESH_S = 5.0
-TTL_S = 15
-COALESCE_S = 0.05  # changes of the next few milliseconds share one write
 
 
-@lru_cache(maxsize=4)
-def _redis_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-
-def redis_client() -> redis.Redis:
-    """This process's client of the node's Redis."""
-    return _redis_for(settings.REDIS_URL)
-
-
-class SubscriberBook:
+class SubscriberBook(ProcessBook):
     """This process's subscription counts, copied to Redis by a thread of its own."""
 
+    processes_key = PROCESSES_KEY
+    hash_key = COUNTS_KEY
+    what = "pub/sub subscriber counts"
+
     def __init__(self) -> None:
-        self.process = uuid.uuid4().hex
+        super().__init__()
         self._counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._changed = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._stored_empty = False
 
     def joined(self, topic: str) -> None:
         self._change(topic, +1)
@@ -62,41 +45,16 @@ class SubscriberBook:
         with self._lock:
             return {topic: n for topic, n in self._counts.items() if n > 0}
 
+    def mapping(self) -> dict[str, int]:
+        return self.counts()
+
     def _change(self, topic: str, delta: int) -> None:
         with self._lock:
             self._counts[topic] += delta
             if self._counts[topic] <= 0:
                 del self._counts[topic]
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True)
-                self._thread.start()
+            self._touched()
         self._changed.set()
-
-    def _run(self) -> None:
-        while True:
-            self._changed.wait(REFRESH_S)
-            self._changed.clear()
-            self._changed.wait(COALESCE_S)
-            self._changed.clear()
-            try:
-                self.write()
-            except redis.RedisError:  # counts are advisory; the next refresh tries again
-                log.warning("pub/sub: could not store subscriber counts", exc_info=True)
-
-    def write(self) -> None:
-        """Store this process's counts in Redis (and keep them from expiring)."""
-        key = COUNTS_KEY.format(self.process)
-        counts = self.counts()
-        if not counts and self._stored_empty:
-            return  # nothing to keep from expiring
-        pipe = redis_client().pipeline()
-        pipe.delete(key)
-        if counts:
-            pipe.hset(key, mapping=counts)
-            pipe.expire(key, TTL_S)
-        pipe.sadd(PROCESSES_KEY, self.process)
-        pipe.execute()
-        self._stored_empty = not counts
 
 
 book = SubscriberBook()
@@ -104,20 +62,10 @@ book = SubscriberBook()
 
 def topics_subscribed() -> dict[str, int]:
     """Every topic with subscribers on this node, and how many (summed over its processes)."""
-    client = redis_client()
-    processes = sorted(p.decode() for p in client.smembers(PROCESSES_KEY))
-    pipe = client.pipeline()
-    for process in processes:
-        pipe.hgetall(COUNTS_KEY.format(process))
     totals: Counter[str] = Counter()
-    gone = []
-    for process, counts in zip(processes, pipe.execute(), strict=True):
-        if not counts:
-            gone.append(process)
+    for counts in SubscriberBook.hashes():
         for topic, n in counts.items():
             totals[topic.decode()] += int(n)
-    if gone:
-        client.srem(PROCESSES_KEY, *gone)  # a live process with none adds itself back
     return dict(totals)
 
 
