@@ -1,10 +1,10 @@
 """How many sockets subscribe to each topic: on this node, counted in its Redis, and in the whole
 cluster, gathered from every live peer on demand.
 
-Each process counts its own subscriptions and keeps a copy of the counts in Redis, in a hash that
-expires unless the process refreshes it (every REFRESH_S, and soon after each change); a set lists
-the node's processes. The node's count sums the copies, so a process that died without closing its
-sockets stops counting within TTL_S. The cluster's count adds what each live peer answers to
+Each process counts its own subscriptions and keeps a copy of the counts in Redis
+(kvsite.processbook: a hash per process that expires unless refreshed). The node's count sums the
+copies, so a process that died without closing its sockets stops counting within
+processbook.TTL_S. The cluster's count adds what each live peer answers to
 `/cluster/internal/pubsub/topics` within KVS_GATHER_TIMEOUT, and names the peers that did not.
 """
 
