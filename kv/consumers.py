@@ -11,7 +11,7 @@ from rest_framework.exceptions import APIException
 from accounts.permissions import key_scope_check
 from accounts.scopes import READ
 from kvsite.eventstream import EventStream
-from kvsite.exceptions import KvsError
+from kvsite.exceptions import KvsError, dependency_unavailable
 from kvsite.realtime import RealtimeConsumer, frame_encode
 from kvsite.ws_auth import WsRequest, query_params
 
@@ -28,6 +28,7 @@ from .watch import (
 # Announcements travel over Redis PUB/SUB, at most once: a socket that heard nothing for this long
 # reads the node's head itself, so a lost announcement delays an event by at most this much.
 RECHECK_S = 10.0
+RETRY_S = 0.5  # how soon a watch reads again after its node's database or Redis failed it
 
 
 class WatchConsumer(RealtimeConsumer):
@@ -73,16 +74,30 @@ class WatchConsumer(RealtimeConsumer):
             self.wake.set()
 
     async def _follow(self, head: int, node: str) -> None:
-        """Replay up to the head, say ready, then follow the announcements."""
-        await self._catch_up(head)
+        """Replay up to the head, say ready, then follow the announcements. While the node's
+        database or Redis is unreachable, the watch waits and tries again: it stays open and
+        resumes from its cursor, so nothing is skipped."""
+        await self._retrying(self._catch_up, head)
         await self.offer_wait(frame_encode({"type": "ready", "revision": head, "node": node}))
         while True:
             try:
                 await asyncio.wait_for(self.wake.wait(), RECHECK_S)
             except TimeoutError:  # quiet, or an announcement was lost: look at the head
-                self.upto = max(self.upto, (await database_sync_to_async(watch_head)())[0])
+                head = (await self._retrying(database_sync_to_async(watch_head)))[0]
+                self.upto = max(self.upto, head)
             self.wake.clear()
-            await self._catch_up(self.upto)
+            await self._retrying(self._catch_up, self.upto)
+
+    async def _retrying(self, work, *args):
+        """`await work(*args)`, again every RETRY_S while the node's database or Redis is
+        unreachable."""
+        while True:
+            try:
+                return await work(*args)
+            except Exception as error:
+                if dependency_unavailable(error) is None:
+                    raise
+            await asyncio.sleep(RETRY_S)
 
     async def _catch_up(self, upto: int) -> None:
         recent = recent_changes()

@@ -54,7 +54,10 @@ class EventStream(RealtimeConsumer):
         if self.scope.get("method") != "GET":
             await self.refuse(MethodNotAllowed(self.scope.get("method")))
             return
-        await self.connect()
+        try:
+            await self.connect()
+        except Exception as error:
+            await self.connect_failed(error)
 
     async def http_disconnect(self, message: dict) -> None:
         await self.websocket_disconnect({"type": "websocket.disconnect", "code": 1000})

@@ -9,7 +9,12 @@ and `authentication_failed` are `unauthenticated`, `parse_error` is `invalid_jso
     401 unauthenticated    403 forbidden    404 not_found    405 method_not_allowed
     406 not_acceptable    409 conflict    413 too_large    429 throttled    503 unavailable
     500 internal
+
+A node whose Redis or database server is unreachable answers 503 `unavailable` with `reason`
+`redis` or `database` (and Retry-After: 1), never a 500.
 """
+
+import sys
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
@@ -93,10 +98,49 @@ def error_code(exc: Exception, status: int) -> str:
     return STATUS_CODES.get(status, InvalidInput.code)
 
 
+def dependency_unavailable(exc: Exception) -> Unavailable | None:
+    """The 503 to answer when `exc` says that the node's Redis (cache, broker, channel layer) or
+    its database server cannot be reached right now (lost, restarting, frozen); None otherwise.
+
+    The request did not take effect (a write that reached its commit is acknowledged before any
+    of these is asked), so a client may try again, on this node or another."""
+    import redis
+    from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerError
+
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | BrokerError):
+        return Unavailable("The node's Redis is unreachable; try again shortly.", reason="redis")
+    if isinstance(exc, InterfaceError | OperationalError) and _connection_lost(exc):
+        return Unavailable(
+            "The node's database is unreachable; try again shortly.", reason="database"
+        )
+    return None
+
+
+# Words of the database driver's messages when the server went away or is restarting (psycopg:
+# "server closed the connection unexpectedly", "the database system is shutting down", "connection
+# failed", "terminating connection due to administrator command", "the connection is closed").
+_LOST_WORDS = ("connection", "shutting down", "starting up", "server closed", "terminating")
+
+
+def _connection_lost(exc: Exception) -> bool:
+    from django.db import InterfaceError
+
+    if isinstance(exc, InterfaceError):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _LOST_WORDS)
+
+
 def exception_handler(exc, context):
-    """Render KvsError and everything DRF knows as `{"detail", "code"}` JSON."""
+    """Render KvsError and everything DRF knows as `{"detail", "code"}` JSON; a lost Redis or
+    database server as a 503."""
     if isinstance(exc, KvsError):
         return Response(exc.as_dict(), status=exc.status_code)
+    unavailable = dependency_unavailable(exc)
+    if unavailable is not None:
+        _connections_reset(exc)
+        return Response(unavailable.as_dict(), status=503, headers={"Retry-After": "1"})
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "Request body too large.", "code": "too_large"}, status=413)
     # Imported here: importing rest_framework.views imports the parser, which imports this module.
@@ -110,11 +154,25 @@ def exception_handler(exc, context):
     return response
 
 
+def _connections_reset(exc: Exception) -> None:
+    """After a lost database connection, close it, so that the thread's next request opens a
+    new one instead of failing on the broken one (with CONN_MAX_AGE it would be kept)."""
+    from django.db import DatabaseError, connections
+
+    if isinstance(exc, DatabaseError):
+        for connection in connections.all(initialized_only=True):
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()
+
+
 def error_body(exc: Exception) -> tuple[int, dict]:
     """The HTTP status and JSON body the REST API answers for `exc` (a KvsError or an
     APIException; anything else is raised again)."""
     if isinstance(exc, KvsError):
         return exc.status_code, exc.as_dict()
+    unavailable = dependency_unavailable(exc)
+    if unavailable is not None:
+        return 503, unavailable.as_dict()
     if isinstance(exc, drf_exceptions.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else "Invalid input."
         return exc.status_code, {"detail": str(detail), "code": error_code(exc, exc.status_code)}
@@ -151,6 +209,14 @@ def json_not_found(request, exception=None):
 
 
 def json_server_error(request):
+    # Called while the exception is being handled: a lost Redis or database is a 503, wherever
+    # it was raised (a middleware, a view outside DRF), the admin's pages included.
+    unavailable = dependency_unavailable(sys.exc_info()[1])
+    if unavailable is not None:
+        _connections_reset(sys.exc_info()[1])
+        answer = JsonResponse(unavailable.as_dict(), status=503)
+        answer["Retry-After"] = "1"
+        return answer
     page = _admin_page(request, 500)
     return page or JsonResponse({"detail": "Internal error.", "code": "internal"}, status=500)
 

@@ -31,6 +31,7 @@ import threading
 import time
 
 import orjson
+import redis
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
@@ -39,7 +40,14 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from rest_framework.exceptions import APIException, AuthenticationFailed
 
-from kvsite.exceptions import InvalidJson, KvsError, NotFound, error_body
+from kvsite.exceptions import (
+    InvalidJson,
+    KvsError,
+    NotFound,
+    Unavailable,
+    dependency_unavailable,
+    error_body,
+)
 from kvsite.parsers import json_parse
 from kvsite.perloop import PerLoop
 from kvsite.ws_auth import WsRequest, credential_key, ws_request
@@ -69,6 +77,9 @@ WS_FRAMES_DROPPED = Counter(
 DENIAL_EXTENSION = "websocket.http.response"
 CLOSE_CODE_BASE = 4000  # refusal without the denial extension: close with 4000 + HTTP status
 CLOSE_REASON_BYTES = 123  # the most a close frame's reason may hold
+# Seconds a socket waits for the node's Redis to take its subscription before it is refused
+# with 503 (Redis lost or frozen). Longer: rides out a slower Redis; shorter: answers sooner.
+JOIN_TIMEOUT_S = 3.0
 
 
 def frame_encode(data: object) -> str:
@@ -124,9 +135,31 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def group_join(self, group: str) -> None:
         """Receive `group`'s events (through `group_event`) until the socket closes; once this
-        returns, every event sent to the group reaches this socket."""
+        returns, every event sent to the group reaches this socket. Unavailable (503) if the
+        node's Redis does not take the subscription within JOIN_TIMEOUT_S (lost or frozen)."""
         self._joined.append(group)
-        await local_groups().join(group, self)
+        try:
+            await asyncio.wait_for(local_groups().join(group, self), JOIN_TIMEOUT_S)
+        except (TimeoutError, redis.RedisError) as error:
+            raise Unavailable(
+                "The node's Redis is unreachable; try again shortly.", reason="redis"
+            ) from error
+
+    async def websocket_connect(self, message) -> None:
+        try:
+            await super().websocket_connect(message)
+        except Exception as error:
+            await self.connect_failed(error)
+
+    async def connect_failed(self, error: Exception) -> None:
+        """`connect` raised: refuse (or, once accepted, close with 4503) when the node's Redis or
+        database is unreachable, so that the client sees a 503 and tries again."""
+        if not isinstance(error, KvsError) and dependency_unavailable(error) is None:
+            raise error
+        if self._counted_open:
+            await self.close(code=CLOSE_CODE_BASE + 503, reason="unavailable")
+        else:
+            await self.refuse(error)
 
     def group_event(self, event: dict) -> None:
         """One event of a group this socket joined. Called by the process's reader of the group

@@ -352,6 +352,8 @@ CACHES = {
     "default": {
         "BACKEND": "kvsite.cache.SharedRedisCache",
         "LOCATION": REDIS_URL,
+        # A lost or frozen Redis fails a request within seconds (a 503), never hangs it.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,173 @@
+"""What the fault scenarios of a node's dependencies (its Redis, its Celery worker, its database
+server) need beside the workload: a probe that records every answer one node gives while the
+dependency is away, the process to signal, and the node-to-node bytes of a healing (P2).
+
+The probe's rule: every answer is a success or a JSON 503 (`code` `unavailable`); never a 500,
+never an HTML or plain-text error page. A request without an answer (a timeout) is noted apart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+PROBE_TIMEOUT_S = 8.0
+
+
+@dataclass
+class Answer:
+    what: str
+    status: int | None  # None: no answer (a timeout, a refused connection)
+    content_type: str = ""
+    code: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class Probe:
+    """PUT, GET and a short SSE watch against one node, in a loop, until stopped."""
+
+    url: str
+    token: str | None = None
+    prefix: str = "probe/"
+    answers: list[Answer] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Probe:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=PROBE_TIMEOUT_S * 3)
+
+    def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        n = 0
+        with httpx.Client(base_url=self.url, headers=headers, timeout=PROBE_TIMEOUT_S) as api:
+            while not self.stopping.is_set():
+                n += 1
+                key = f"{self.prefix}{n % 7}"
+                self._ask("PUT", api.put, f"/api/v1/kv/{key}", json={"n": n})
+                self._ask("GET", api.get, f"/api/v1/kv/{key}")
+                self._ask("watch", self._watch, api)
+                self.stopping.wait(0.1)
+
+    def _watch(self, api: httpx.Client) -> httpx.Response:
+        """The head of an SSE watch (status, and the first line of a 200)."""
+        request = api.build_request(
+            "GET",
+            "/api/v1/watch",
+            params={"prefix": self.prefix},
+            headers={"Accept": "text/event-stream"},
+        )
+        answer = api.send(request, stream=True)
+        try:
+            if answer.status_code != 200:
+                answer.read()
+        finally:
+            answer.close()
+        return answer
+
+    def _ask(self, what: str, call, *args, **kwargs) -> None:
+        try:
+            answer = call(*args, **kwargs)
+        except httpx.HTTPError as error:
+            self.answers.append(Answer(what, None, detail=type(error).__name__))
+            return
+        kind = answer.headers.get("content-type", "")
+        code, detail = None, ""
+        if answer.status_code >= 400 and answer.is_stream_consumed:
+            try:
+                body = answer.json()
+                code, detail = body.get("code"), body.get("detail", "")
+            except ValueError:
+                detail = answer.text[:200]
+        self.answers.append(Answer(what, answer.status_code, kind, code, detail))
+
+    def faults(self) -> list[str]:
+        """Answers that break the rule: anything but 2xx, a 404 of a key not yet written, or a
+        JSON 503 `unavailable`."""
+        bad = []
+        for a in self.answers:
+            if a.status is None or a.status < 400:
+                continue
+            if a.status == 404 and a.what == "GET" and a.code == "not_found":
+                continue
+            if a.status == 503 and a.code == "unavailable" and "json" in a.content_type:
+                continue
+            bad.append(f"{a.what}: {a.status} {a.content_type} {a.code} {a.detail[:120]}")
+        return bad
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for a in self.answers:
+            label = f"{a.what} {a.status if a.status is not None else 'no answer'}"
+            counts[label] = counts.get(label, 0) + 1
+        return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+
+
+def role_pid(launcher_pid: int, node_dir: Path, port: int, index: int, role: str) -> int:
+    """The pid of node `index`'s web server, Celery worker or Redis (each leads its own process
+    group) among the launcher's descendants."""
+    for proc in psutil.Process(launcher_pid).children(recursive=True):
+        try:
+            cmdline = proc.cmdline()
+            if proc.pid != os.getpgid(proc.pid):
+                continue
+            if role == "web" and "serve" in cmdline and str(port) in cmdline:
+                return proc.pid
+            if role == "worker" and any(arg.startswith(f"node{index}@") for arg in cmdline):
+                return proc.pid
+            # redis-server renames its process and runs in its `dir`, the node's directory
+            redis = role == "redis" and "redis" in (cmdline[:1] or [""])[0]
+            if redis and proc.cwd() == str(node_dir):
+                return proc.pid
+        except (psutil.Error, ProcessLookupError):
+            continue
+    raise AssertionError(f"no {role} process for node{index}")
+
+
+_BYTES = re.compile(r"^kvs_cluster_bytes_total\{([^}]*)\} ([0-9.e+]+)$", re.M)
+
+
+def cluster_bytes(urls: list[str], token: str | None = None) -> int:
+    """Node-to-node bytes so far, summed over the nodes: every body each node sent to a peer and
+    received back as a client (`kvs_cluster_bytes_total`, on the wire), gossip included."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    total = 0.0
+    for url in urls:
+        text = httpx.get(f"{url}/metrics", headers=headers, timeout=10).text
+        for labels, value in _BYTES.findall(text):
+            if 'form="wire"' in labels:
+                total += float(value)
+    return int(total)
+
+
+def heal_measure(urls: list[str], nodes, token: str | None, *, timeout: float):
+    """Seconds until every Merkle root is equal, whether they were, and the node-to-node bytes
+    meanwhile."""
+    from .workload import merkle_converged
+
+    before = cluster_bytes(urls, token)
+    took, converged = merkle_converged(nodes, token, timeout=timeout)
+    return took, converged, cluster_bytes(urls, token) - before
+
+
+def wait_until(check, *, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return bool(check())
