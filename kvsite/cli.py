@@ -1,12 +1,13 @@
 """`kvs`: the command line. `kvs up` runs a local cluster in the foreground; `kvs serve` runs one
 node's web server (what `kvs up` starts for each node, and what a production node runs).
 
-Once the cluster is up, a node whose web server or Celery worker dies is restarted with the
-same environment and data (its surviving web server and worker are stopped first), after
-`--restart-delay` (1 s) doubled for each restart of that node in the last minute. A node whose
-Redis alone dies gets its Redis back, on the same port with the same configuration, after the same
-delay; its web server and worker keep running and reconnect (an empty Redis loses only queued
-tasks, pub/sub messages in flight and cached throttle counts). The other nodes keep running
+Once the cluster is up, a node whose web server dies is restarted with the same environment and
+data (its surviving worker is stopped first), after `--restart-delay` (1 s) doubled for each
+restart of that node in the last minute. A node whose Celery worker alone dies gets a new worker
+after the same delay, its web server taking writes meanwhile. A node whose Redis alone dies gets
+its Redis back, on the same port with the same configuration, after the same delay; its web
+server and worker keep running and reconnect (an empty Redis loses only queued tasks, pub/sub
+messages in flight and cached throttle counts). The other nodes keep running
 meanwhile. A node that dies again after RESTART_LIMIT restarts within a minute stops the whole
 cluster (exit 1), as does any death during startup, and any death at all with `--no-restart`.
 SIGINT/SIGTERM stop everything (exit 0).
@@ -66,7 +67,7 @@ class Node:
     env: dict[str, str]
     restarts: deque[float] = field(default_factory=deque)  # monotonic times of recent restarts
     restart_due: float | None = None  # when a pending restart may start (monotonic)
-    redis_only: bool = False  # the pending restart is of its Redis alone
+    alone: str | None = None  # the pending restart is of this role alone (redis, worker)
 
     @property
     def name(self) -> str:
@@ -289,8 +290,9 @@ class Restarter:
             file=sys.stderr,
             flush=True,
         )
-        node.redis_only = all(c.role == "redis" for c in dead)
-        if node.redis_only:  # web and worker keep running: only Redis comes back
+        roles = {c.role for c in dead}
+        node.alone = roles.pop() if len(roles) == 1 and roles <= {"redis", "worker"} else None
+        if node.alone:  # the rest keeps running: only what died comes back
             doomed = dead
         else:  # web and worker go together (survivors included); Redis stays unless it died
             doomed = [
@@ -303,8 +305,17 @@ class Restarter:
         """Start `node`'s Redis (if it died), web server and worker again, with its data."""
         node.restart_due = None
         node.restarts.append(time.monotonic())
-        if node.redis_only:
-            node.redis_only = False
+        if node.alone == "worker":
+            start_worker(self.sup, node)
+            print(
+                f"kvs: {node.name} restarted: its worker alone"
+                f" ({len(node.restarts)} in the last minute)",
+                flush=True,
+            )
+            node.alone = None
+            return
+        if node.alone == "redis":
+            node.alone = None
             try:
                 redis_spawn(self.sup, node, node.env["REDIS_URL"])
             except LaunchError as error:  # its port was taken meanwhile: restart the whole node
@@ -562,6 +573,11 @@ def start_servers(sup: Supervisor, node: Node, *, workers: int) -> None:
     # them all.
     web = ["-m", "kvsite.cli", "serve", "--host", "127.0.0.1", "--port", str(node.port)]
     sup.spawn(node, "web", _python(*web, "--workers", str(workers)))
+    start_worker(sup, node)
+
+
+def start_worker(sup: Supervisor, node: Node) -> None:
+    """Start the node's Celery worker (with beat)."""
     worker = ["-m", "celery", "-A", "kvsite", "worker", "--beat", "-P", "threads", "-c", "4"]
     worker += ["-n", f"{node.name}@%h", "--schedule", str(node.dir / "celerybeat-schedule")]
     sup.spawn(node, "worker", _python(*worker, "-l", "warning"))
