@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +25,7 @@ import httpx
 import psutil
 
 PROBE_TIMEOUT_S = 8.0
+HEAL_DEADLINE_S = 90.0
 
 
 @dataclass
@@ -171,3 +178,153 @@ def wait_until(check, *, timeout: float, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return bool(check())
+
+
+# --- One scenario ---------------------------------------------------------------------------------
+
+
+def pid_of(launch, index: int, role: str) -> int:
+    """The pid of node `index`'s `role` process in a `kvs_up` launch."""
+    return role_pid(
+        launch.proc.pid, launch.data / f"node{index}", launch.port + index - 1, index, role
+    )
+
+
+def member_status(url: str, node_id: str) -> str | None:
+    try:
+        members = httpx.get(f"{url}/api/v1/cluster/members", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return {m["node_id"]: m["status"] for m in members}.get(node_id)
+
+
+def scenario(launch, index: int, fault, *, name: str, keep=("web", "worker")) -> None:
+    """Clients on every node and a probe on node `index`; `fault()` (returns once what it broke
+    is back); then healing, the probe's answers (a success or a JSON 503 each), the checker, the
+    processes in `keep` the same as before (the node was not restarted), the node alive to its
+    peers, and a write on it replicated to every node."""
+    from tests.integration.helpers import health_ok, wait_for
+
+    from .history import check
+    from .workload import Workload, finals_read, joined_at, nodes_of, streams_caught_up
+
+    urls = [launch.node_url(i) for i in (1, 2, 3)]
+    wait_for(lambda: all(health_ok(u) for u in urls), timeout=60, what="three healthy nodes")
+    nodes = nodes_of(urls)
+    servers = {role: pid_of(launch, index, role) for role in keep}
+    work = Workload(nodes, None, prefix=f"{name}/", clients_per_node=2, keys_per_client=5)
+    probe = Probe(urls[index - 1], prefix=f"{name}-probe/")
+    work.start()
+    try:
+        time.sleep(3)  # writes before the fault
+        probe.start()
+        fault()
+        time.sleep(3)  # writes after Redis is back
+        probe.stop()
+        work.stop_clients()
+        took, converged, healing_bytes = heal_measure(urls, nodes, None, timeout=HEAL_DEADLINE_S)
+        assert converged, f"Merkle roots still differ {took:.1f} s after healing"
+        finals = finals_read(nodes, None, work.history.keys())
+        wait_for(
+            lambda: streams_caught_up(work.history, finals),
+            timeout=30,
+            what="every watch to reach its node's final state",
+        )
+    finally:
+        probe.stop()
+        work.stop()
+    report = check(work.history, finals, joined_at=joined_at(nodes, None))
+    print(
+        f"\n{name}: Merkle roots equal {took:.1f} s after the clients stopped, "
+        f"{healing_bytes} node-to-node bytes meanwhile; probe: {probe.summary()}; "
+        f"{report.summary()}"
+    )
+    assert not probe.faults(), probe.faults()[:10]
+    assert report.acknowledged > 30
+    assert report.ok, report.summary()
+    # Not restarted: the same web server and worker throughout, and the node alive to its peers.
+    assert {role: pid_of(launch, index, role) for role in servers} == servers
+    node_id = nodes[index - 1].node_id
+    wait_for(
+        lambda: all(member_status(u, node_id) == "alive" for u in urls),
+        timeout=30,
+        what=f"every node to list {node_id} alive",
+    )
+    # Replication from the node resumed: a write there reaches the others.
+    httpx.put(f"{urls[index - 1]}/api/v1/kv/{name}-after", json=1, timeout=10).raise_for_status()
+    for url in urls:
+        wait_for(
+            lambda url=url: (
+                httpx.get(f"{url}/api/v1/kv/{name}-after", timeout=5).status_code == 200
+            ),
+            timeout=30,
+            what=f"{name}-after on {url}",
+        )
+
+
+# --- A throwaway PostgreSQL ----------------------------------------------------------------------
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL server of the scenario's own, on a loopback port (user postgres, trust)."""
+
+    bin: Path
+    dir: Path
+    port: int
+
+    def ctl(self, *args: str) -> None:
+        """`pg_ctl -D <data> args...` (`"-m", "fast", "-w", "restart"`)."""
+        command = [str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), *args]
+        as_owner(command, check=True, stdout=subprocess.DEVNULL, timeout=120)
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}"
+
+
+def as_owner(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """PostgreSQL refuses to run as root: as root, run it as the `postgres` user."""
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    return subprocess.run(command, **kwargs)
+
+
+def pg_bin() -> Path | None:
+    """The directory of PostgreSQL's initdb and pg_ctl (the newest under /usr/lib/postgresql)."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3])
+    )
+    return versions[-1].parent if versions else None
+
+
+@contextmanager
+def postgres_running() -> Iterator[Postgres]:
+    """initdb and start a PostgreSQL in a temporary directory; stop and remove it afterwards."""
+    binaries = pg_bin()
+    assert binaries is not None, "PostgreSQL's initdb was not found (apt-get install postgresql)"
+    where = Path(tempfile.mkdtemp(prefix="kvs-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(where, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = Postgres(binaries, where, port)
+    initdb = [str(binaries / "initdb"), "-D", str(where / "data"), "-U", "postgres", "-A"]
+    initdb += ["trust", "-E", "UTF8", "--locale=C.UTF-8"]
+    try:
+        as_owner(initdb, check=True, stdout=subprocess.DEVNULL, timeout=120)
+        options = f"-c listen_addresses=127.0.0.1 -c port={port} "
+        options += f"-c unix_socket_directories={where} -c fsync=off -c max_connections=100"
+        server.ctl("-l", str(where / "server.log"), "-w", "-o", options, "start")
+        yield server
+    finally:
+        as_owner(
+            [str(binaries / "pg_ctl"), "-D", str(where / "data"), "-m", "immediate", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(where, ignore_errors=True)
