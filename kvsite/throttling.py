@@ -10,6 +10,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.core.cache import cache as default_cache
 from rest_framework.exceptions import Throttled
@@ -18,14 +19,26 @@ from rest_framework.throttling import AnonRateThrottle, BaseThrottle, UserRateTh
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class AnonThrottle(AnonRateThrottle):
+class _OpenWithoutRedis:
+    """A request rate limit that lets requests through while the node's Redis (where the counts
+    are) is unreachable: the store itself does not need Redis, and a limit on request rates is
+    not a security boundary. The limits on failed logins are: they refuse (503) instead."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return True
+
+
+class AnonThrottle(_OpenWithoutRedis, AnonRateThrottle):
     """Requests without a credential, counted per client address (KVS_THROTTLE_ANON)."""
 
     def get_rate(self):
         return settings.KVS_THROTTLE_ANON or None
 
 
-class UserThrottle(UserRateThrottle):
+class UserThrottle(_OpenWithoutRedis, UserRateThrottle):
     """Requests with a credential, counted per user (KVS_THROTTLE_USER)."""
 
     def get_rate(self):

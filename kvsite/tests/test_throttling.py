@@ -58,3 +58,35 @@ def test_anonymous_clients_cannot_escape_the_limit_with_a_forwarded_for_header(a
     ]
     assert answers == [200, 200, 200, 429]
     assert anon.get("/api/v1/kv/?prefix=a", REMOTE_ADDR="192.0.2.50").status_code == 200
+
+
+class _LostRedis:
+    """A cache whose Redis is gone: every call fails as redis-py fails on a refused connection."""
+
+    def __getattr__(self, name):
+        import redis
+
+        def fail(*args, **kwargs):
+            raise redis.ConnectionError(
+                "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+            )
+
+        return fail
+
+
+def test_without_redis_request_rates_are_not_limited_but_logins_are_refused(
+    anon, make_client, settings, monkeypatch
+):
+    from kvsite.throttling import AnonThrottle, LoginThrottle, UserThrottle
+
+    settings.KVS_THROTTLE_ANON, settings.KVS_THROTTLE_USER = "3/minute", "2/minute"
+    settings.KVS_ALLOW_ANONYMOUS_READ = True
+    for throttle in (AnonThrottle, UserThrottle, LoginThrottle):
+        monkeypatch.setattr(throttle, "cache", _LostRedis())
+    assert {anon.get("/api/v1/kv/?prefix=a").status_code for _ in range(5)} == {200}
+    client = make_client()
+    assert {client.get("/api/v1/kv/").status_code for _ in range(4)} == {200}
+    # A failed-login limit that cannot count refuses, rather than let guesses through.
+    login = anon.post("/api/v1/auth/login", {"username": "root", "password": "x"}, format="json")
+    assert login.status_code == 503
+    assert login.json()["reason"] == "redis"
