@@ -47,13 +47,13 @@ class WatchConsumer(RealtimeConsumer):
             await self.refuse(error)
             return
         self.caller = await database_sync_to_async(request_caller)(request)
+        self.upto, self.wake = 0, asyncio.Event()  # what group events touch, from the join on
         # Join before reading the head: whatever commits after the head is announced to us.
         await self.group_join(CHANGES_GROUP)
         head, node = await database_sync_to_async(watch_head)()
         self.cursor = head if since is None else min(since, head)
-        self.upto = head
+        self.upto = max(self.upto, head)
         self.since = since
-        self.wake = asyncio.Event()
         await self.accept()
         self.run_task(self._follow(head, node))
 

@@ -4,6 +4,8 @@ import logging
 import threading
 import time
 
+from django.db import close_old_connections
+
 log = logging.getLogger(__name__)
 
 
@@ -36,3 +38,7 @@ class Debounce:
                 self._action()
             except Exception:  # e.g. the broker is down: the callers' periodic sweeps catch up
                 log.warning("%s failed", getattr(self._action, "__name__", "action"), exc_info=True)
+            finally:
+                # This thread lives on without requests: drop a database connection the server
+                # closed (a restart), or the thread's next action would fail on it forever.
+                close_old_connections()
