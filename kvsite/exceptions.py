@@ -102,8 +102,9 @@ def dependency_unavailable(exc: Exception) -> Unavailable | None:
     """The 503 to answer when `exc` says that the node's Redis (cache, broker, channel layer) or
     its database server cannot be reached right now (lost, restarting, frozen); None otherwise.
 
-    The request did not take effect (a write that reached its commit is acknowledged before any
-    of these is asked), so a client may try again, on this node or another."""
+    A client may try again, on this node or another. Almost always the request did not take
+    effect; the exception is a write whose connection was cut during its COMMIT, which the
+    server may have applied (a retried `cas` then answers 409)."""
     import redis
     from django.db import InterfaceError, OperationalError
     from kombu.exceptions import OperationalError as BrokerError
