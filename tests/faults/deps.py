@@ -250,7 +250,9 @@ def scenario(launch, index: int, fault, *, name: str, keep=("web", "worker")) ->
         timeout=30,
         what=f"every node to list {node_id} alive",
     )
-    # Replication from the node resumed: a write there reaches the others.
+    # Replication from the node resumed: its worker pushes a write there (through the broker)
+    # to the others, which have it.
+    pushed = metric_sum(urls[index - 1], "kvs_replication_push_batches_total")
     httpx.put(f"{urls[index - 1]}/api/v1/kv/{name}-after", json=1, timeout=10).raise_for_status()
     for url in urls:
         wait_for(
@@ -260,6 +262,19 @@ def scenario(launch, index: int, fault, *, name: str, keep=("web", "worker")) ->
             timeout=30,
             what=f"{name}-after on {url}",
         )
+    wait_for(
+        lambda: metric_sum(urls[index - 1], "kvs_replication_push_batches_total") > pushed,
+        timeout=30,
+        what=f"node{index}'s worker to push again",
+    )
+
+
+def metric_sum(url: str, name: str, token: str | None = None) -> float:
+    """The sum of a counter's samples in a node's /metrics."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    text = httpx.get(f"{url}/metrics", headers=headers, timeout=10).text
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? ([0-9.e+]+)$", re.M)
+    return sum(float(value) for value in pattern.findall(text))
 
 
 # --- A throwaway PostgreSQL ----------------------------------------------------------------------
