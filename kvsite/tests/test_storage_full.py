@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 from django.db import OperationalError, connection
 
+from kv import rows
 from kv.tests.api.helpers import put_json, url
 from kvsite.exceptions import storage_full
 
@@ -62,10 +63,20 @@ def test_other_errors_are_not(error):
 
 
 @pytest.fixture
-def full_database():
-    """The test database may not grow by a single page: SQLite answers SQLITE_FULL."""
+def full_database(monkeypatch):
+    """`fill(True)`: the database may not grow. On SQLite it truly cannot (not a page more:
+    SQLite answers SQLITE_FULL); on PostgreSQL every upsert fails as a full disk makes it."""
     if connection.vendor != "sqlite":
-        pytest.skip("max_page_count is SQLite's")
+        real = rows.entries_upsert
+
+        def refuse(*args, **kwargs):
+            raise OperationalError("could not extend file") from DiskFull()
+
+        def fill(on: bool) -> None:
+            monkeypatch.setattr(rows, "entries_upsert", refuse if on else real)
+
+        yield fill
+        return
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA page_count")
         pages = cursor.fetchone()[0]
