@@ -22,14 +22,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.faults.clocks import faketime_env, offset_set
 from tests.faults.workload import merkle_converged, nodes_of
 
-from .helpers import Launch, health_ok, kvs_up, logs_on_failure, wait_for
+from .helpers import Launch, kvs_up, logs_on_failure, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 HOUR_MS = 3_600_000
-FAKETIME_DIR = Path(__file__).resolve().parents[1] / "faults" / "faketime"
 START_DEADLINE_S = 180.0
 WINDOW_S = 3 * 3600  # KVS_SIGNATURE_WINDOW: wider than the skew
 SLACK_MS = 120_000  # a loaded machine's delays between a request and what it is compared with
@@ -44,7 +44,7 @@ class Skewed:
 
     def set_offset(self, index: int, seconds: int) -> None:
         """Move node `index`'s wall clock to `seconds` from the real one, at once."""
-        self.files[index].write_text(f"{seconds:+d}\n")
+        offset_set(self.files[index], seconds)
 
     def put(self, index: int, key: str, value: object, **params) -> dict:
         answer = httpx.put(
@@ -93,12 +93,11 @@ def skewed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Skewed]:
         "KVS_AUTH_ENABLED": "false",
         "KVS_THROTTLE_ANON": "",
         "KVS_SIGNATURE_WINDOW": str(WINDOW_S),
-        "PYTHONPATH": str(FAKETIME_DIR),
-        "FAKETIME_NODES": ",".join(f"node{i}={path}" for i, path in files.items()),
+        **faketime_env(files),
     }
     with kvs_up(tmp, nodes=3, env=env, start_deadline=START_DEADLINE_S) as launch:
         cluster = Skewed(launch, files)
-        wait_for(lambda: all(health_ok(u) for u in cluster.urls), timeout=60, what="3 nodes")
+        wait_for(lambda: all(serving(u) for u in cluster.urls), timeout=120, what="3 nodes")
         yield cluster
 
 
@@ -186,7 +185,6 @@ def test_after_a_jump_backwards_a_node_s_new_versions_order_after_its_earlier_on
     nodes = nodes_of(cluster.urls)
     took, converged = merkle_converged(nodes, None, timeout=60)
     assert converged, f"Merkle roots still differ after {took:.0f} s"
-    assert cluster.status(1, "node3") == "alive"
     cluster.set_offset(3, -3600)
 
 
@@ -229,3 +227,11 @@ def test_a_node_beyond_the_signature_window_is_cut_off_until_its_clock_returns(
     )
     back = cluster.put(2, "skew/back", "after")
     cluster.everywhere("skew/back", back["version"], timeout=90)
+
+
+def serving(url: str) -> bool:
+    """Whether the node at `url` takes writes: healthy and done syncing."""
+    try:
+        return httpx.get(f"{url}/health", timeout=5).json().get("mode") == "normal"
+    except (httpx.HTTPError, ValueError):
+        return False

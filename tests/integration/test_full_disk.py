@@ -5,19 +5,18 @@ filler is removed it takes writes again without a restart and catches up with it
 
 from __future__ import annotations
 
-import os
 import secrets
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.faults.disk import MountFailed, fill, tmpfs
 from tests.faults.workload import merkle_converged, nodes_of
 
-from .helpers import Launch, health_ok, kvs_up, logs_on_failure, wait_for
+from .helpers import Launch, kvs_up, logs_on_failure, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -30,19 +29,11 @@ START_DEADLINE_S = 180.0
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """node2's data directory, on a tmpfs of DISK_MB MiB (unmounted afterwards, always)."""
-    mount = tmp_path / "cluster" / "node2"
-    mount.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}M,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:  # a failure under CI=true (tests/plugins/no_skips_under_ci.py)
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        with tmpfs(tmp_path / "cluster" / "node2", size_mb=DISK_MB) as mount:
+            yield mount
+    except MountFailed as error:  # a failure under CI=true (tests/plugins/no_skips_under_ci.py)
+        pytest.skip(str(error))
 
 
 @pytest.fixture
@@ -51,17 +42,6 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path, small_disk: Path) ->
     with kvs_up(tmp_path, nodes=3, env=env, start_deadline=START_DEADLINE_S) as launched:
         with logs_on_failure(request, launched):
             yield launched
-
-
-def fill(path: Path, *, leave: int) -> None:
-    """Write zeros to `path` until `leave` bytes are free on its file system."""
-    stats = os.statvfs(path.parent)
-    size = stats.f_bavail * stats.f_frsize - leave
-    chunk = b"\0" * (1 << 20)
-    with path.open("wb") as out:
-        while size > 0:
-            out.write(chunk[: min(size, len(chunk))])
-            size -= len(chunk)
 
 
 def integrity(database: Path) -> str:
@@ -74,7 +54,7 @@ def test_a_full_disk_answers_507_keeps_reads_and_recovers_when_space_returns(
     cluster: Launch, small_disk: Path
 ):
     urls = [cluster.node_url(i) for i in (1, 2, 3)]
-    wait_for(lambda: all(health_ok(u) for u in urls), timeout=60, what="three healthy nodes")
+    wait_for(lambda: all(serving(u) for u in urls), timeout=120, what="three nodes serving")
     node2 = httpx.Client(base_url=urls[1], timeout=30)
     acknowledged: dict[str, str] = {}  # key → version, on any node
     before = node2.put("/api/v1/kv/disk/before", json="written before the disk filled")
@@ -141,3 +121,11 @@ def test_a_full_disk_answers_507_keeps_reads_and_recovers_when_space_returns(
         f"\nnode2 took {len(acknowledged) - 3} large writes before answering 507; "
         f"roots equal {took:.1f} s after space returned"
     )
+
+
+def serving(url: str) -> bool:
+    """Whether the node at `url` takes writes: healthy and done syncing."""
+    try:
+        return httpx.get(f"{url}/health", timeout=5).json().get("mode") == "normal"
+    except (httpx.HTTPError, ValueError):
+        return False
