@@ -449,7 +449,7 @@ class NetnsCluster:
         netem = ["qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]
         done = _run("tc", "-n", ns, *netem, check=False)
         if done.returncode != 0:
-            return f"tc netem is unavailable ({done.stderr.strip() or done.returncode})"
+            return f"netem unavailable (tc: {done.stderr.strip() or done.returncode})"
         _run("tc", "-n", ns, "qdisc", "del", "dev", "lo", "root", check=False)
         return None
 
