@@ -525,6 +525,10 @@ def _kill_namespace_pids(ns: str) -> None:
             os.kill(int(pid), signal.SIGKILL)
 
 
+def _pid_alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
 def _python_argv(argv: list[str]) -> list[str]:
     """`argv`, with a path to a .py file run by this interpreter."""
     return [sys.executable, *argv] if argv[0].endswith(".py") else argv
@@ -575,7 +579,7 @@ def clean_stale() -> list[str]:
 
     def dead(name: str) -> bool:
         match = stale.match(name)
-        return bool(match) and not Path(f"/proc/{match.group(1)}").exists()
+        return bool(match) and not _pid_alive(int(match.group(1)))
 
     for line in _ip("netns", "list", check=False).stdout.splitlines():
         name = line.split()[0] if line.split() else ""
@@ -592,7 +596,8 @@ def clean_stale() -> list[str]:
     for line in _ip("-4", "route", "show", check=False).stdout.splitlines():
         match = re.match(rf"blackhole (10\.77\.\d+)\.0/24 .*metric {SAFETY_METRIC}", line)
         if match and f"{match.group(1)}.1/24" not in bridges:
-            _ip("route", "del", "blackhole", f"{match.group(1)}.0/24", "metric", str(SAFETY_METRIC))
+            net = f"{match.group(1)}.0/24"
+            _ip("route", "del", "blackhole", net, "metric", str(SAFETY_METRIC), check=False)
             removed.append(line)
     return removed
 

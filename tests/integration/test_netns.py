@@ -7,6 +7,7 @@ checker finds no lost write (P1), no resurrected delete (P3) and no watch fault 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,15 @@ def hosts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NetnsClust
     with netns_cluster(tmp_path / "hosts", workers=1) as cluster:
         with logs_on_failure(request, cluster):
             yield cluster
+    left = [name for name in leftovers() if name.startswith(cluster.tag)]
+    assert not left, f"the namespaced cluster left {left} behind"
+
+
+def leftovers() -> list[str]:
+    """Every namespace and link name on the machine."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return names + [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
 
 
 def not_alive(cluster: NetnsCluster, observer: Host, *targets: Host) -> bool:
