@@ -93,7 +93,7 @@ def test_the_batch_statements_pass_every_column_as_its_field_would(value):
     tombstone = Entry(key="docs/t", value=None, version=entry.version, hlc=5, origin="n",
                       deleted=True, mode=0o644, revision=9, digest="0" * 32, bucket=7)  # fmt: skip
     version = EntryVersion(key="docs/p", value=value, version=entry.version, hlc=3,
-                           origin="n", deleted=False, expires_at=123, owner="o", mode=3)  # fmt: skip
+                           origin="n", expires_at=123, owner="o", mode=3)  # fmt: skip
     for obj, fields in ((entry, rows._ENTRY_WRITABLE), (tombstone, rows._ENTRY_WRITABLE),
                         (version, rows._HISTORY_FIELDS)):  # fmt: skip
         expected = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
