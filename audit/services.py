@@ -78,7 +78,8 @@ def _head_locked() -> tuple[int, str]:
 
 def events_record(events: list[EventIn], *, now: datetime | None = None) -> list[AuditEvent]:
     """Append `events` to the chain, in order, inside the caller's transaction (one is opened
-    if there is none): they are kept exactly when the change they record is."""
+    if there is none): they are kept exactly when the change they record is. No savepoint of
+    their own: if recording fails, the caller's whole transaction is rolled back."""
     if not events:
         return []
     origin: Origin = current_origin()
@@ -87,7 +88,7 @@ def events_record(events: list[EventIn], *, now: datetime | None = None) -> list
     key = chain.audit_key()
     at_field, detail_field = AuditEvent._meta.get_field("at"), AuditEvent._meta.get_field("detail")
     db = connections[DEFAULT_DB_ALIAS]
-    with store_write_lock(), transaction.atomic():
+    with store_write_lock(), transaction.atomic(savepoint=False):
         seq, previous = _head_locked()
         rows, params = [], []
         at_db = at_field.get_db_prep_save(at, db)

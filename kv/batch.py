@@ -167,7 +167,14 @@ class Batch:
         if not staged:
             return staged
         latest = {item.entry.key: item.entry for item in staged}  # a key's last version wins
-        ids = rows.entries_upsert(list(latest.values()))
+        stored: dict[str, Entry | None] = {}  # each key's row as the database holds it now
+        for item in staged:
+            stored.setdefault(item.entry.key, item.replaced)
+        expiry_changed = any(
+            row is not None and (row.deleted, row.expires_at) != (new.deleted, new.expires_at)
+            for row, new in ((stored[key], entry) for key, entry in latest.items())
+        )
+        ids = rows.entries_upsert(list(latest.values()), expiry_changed=expiry_changed)
         for item in staged:
             item.entry.pk = ids[item.entry.key]
             item.entry._state.adding = False
