@@ -18,10 +18,21 @@ Faults, on node2 or node3 (never node1, which the detection time is read from):
   worker-stop  SIGSTOP of node3's Celery worker for --hold seconds (no gossip, push or
                anti-entropy from it; its web server keeps taking writes)
   redis-kill   kill -9 of node2's Redis (broker, channel layer and cache; restarted with the node)
-Per phase: clients for --before seconds, the fault, the node back (health 200), clients for
---after seconds, clients stopped; convergence = seconds from then until every node reports the
-same Merkle root; detection = seconds from the fault until node1 lists the node suspect or dead
-(— when it never did). Exit status: 0 no violation, 1 the checker found one or roots never met.
+Network faults, on a second cluster whose nodes run on their own hosts (network namespaces,
+tests/faults/netns.py; needs root, and nftables for all but `isolate`), each held --hold seconds:
+  isolate       node3's link down (peers and clients lose it)
+  cut-pair      node1 | node2, both ways; both still reach node3
+  cut-majority  node1 and node2 | node3, both ways; clients write on both sides
+  one-way-out   node1 can open no connection to node3 (node3's to node1 work)
+  one-way-in    node3 can open no connection to node1 (node1's to node3 work)
+  loss-20       20 % of the packets between node3 and its peers dropped, each way
+  throttle      node3's link limited to 256 kbit/s each way (tc tbf)
+  delay         100 ms ± 20 ms on node3's packets (tc netem; "netem unavailable" without it)
+Per phase: clients for --before seconds, the fault, the node back (health 200; for a network
+fault: healed, and node1 lists every node alive), clients for --after seconds, clients stopped;
+convergence = seconds from then until every node reports the same Merkle root; detection =
+seconds from the fault until node1 lists the node suspect or dead (— when it never did).
+Exit status: 0 no violation, 1 the checker found one or roots never met.
 """
 
 from __future__ import annotations
@@ -56,6 +67,13 @@ from tests.faults.clocks import faketime_env, offset_set  # noqa: E402
 from tests.faults.detection import MemberLog, detection_s, false_suspicions  # noqa: E402
 from tests.faults.disk import fill, tmpfs  # noqa: E402
 from tests.faults.history import check  # noqa: E402
+from tests.faults.netns import (  # noqa: E402
+    Host,
+    NetnsCluster,
+    NetnsUnavailable,
+    netns_cluster,
+    netns_missing,
+)
 from tests.faults.workload import (  # noqa: E402
     Workload,
     finals_read,
@@ -94,6 +112,7 @@ class Row:
     convergence_s: float | None
     detection_s: float | None
     problems: list[str]
+    unavailable: str | None = None  # why the fault could not be made here
     false_suspicions: int | None = None  # P6: suspicions of nodes that were not down
 
 
@@ -188,6 +207,160 @@ def run_fault(launch: Launch, name: str, args: argparse.Namespace) -> Row:
         detection_s=round(detected[0], 1) if detected else None,
         problems=problems,
     )
+
+
+# --- network faults: nodes on their own hosts ------------------------------------------------
+
+
+def net_isolate(c: NetnsCluster) -> None:
+    c.isolate(c.hosts[2])
+    _must_not_reach(c, c.hosts[0], c.hosts[2])
+
+
+def net_cut_pair(c: NetnsCluster) -> None:
+    c.cut([c.hosts[0]], [c.hosts[1]])
+    _must_not_reach(c, c.hosts[0], c.hosts[1])
+    _must_not_reach(c, c.hosts[1], c.hosts[0])
+
+
+def net_cut_majority(c: NetnsCluster) -> None:
+    c.cut(c.hosts[:2], c.hosts[2:])
+    _must_not_reach(c, c.hosts[0], c.hosts[2])
+    _must_not_reach(c, c.hosts[2], c.hosts[1])
+
+
+def net_one_way_out(c: NetnsCluster) -> None:
+    c.cut_one_way(c.hosts[0], c.hosts[2])
+    _must_not_reach(c, c.hosts[0], c.hosts[2])
+    _must_reach(c, c.hosts[2], c.hosts[0])
+
+
+def net_one_way_in(c: NetnsCluster) -> None:
+    c.cut_one_way(c.hosts[2], c.hosts[0])
+    _must_not_reach(c, c.hosts[2], c.hosts[0])
+    _must_reach(c, c.hosts[0], c.hosts[2])
+
+
+def net_loss(c: NetnsCluster) -> None:
+    c.lose(c.hosts[2], 20)
+
+
+def net_throttle(c: NetnsCluster) -> None:
+    c.throttle(c.hosts[2], "256kbit")
+
+
+def net_delay(c: NetnsCluster) -> None:
+    c.delay(c.hosts[2], 100, 20)
+
+
+class FaultNotMade(AssertionError):
+    """A network fault was set up but the network does not behave as it should."""
+
+
+def _must_not_reach(c: NetnsCluster, src: Host, dst: Host) -> None:
+    if c.reachable(src, dst):
+        raise FaultNotMade(f"{src.node_id} still reaches {dst.node_id}")
+
+
+def _must_reach(c: NetnsCluster, src: Host, dst: Host) -> None:
+    if not c.reachable(src, dst):
+        raise FaultNotMade(f"{src.node_id} no longer reaches {dst.node_id}")
+
+
+# name → (the node whose suspicion by node1 is timed, the fault made on the cluster)
+NETWORK_FAULTS = {
+    "isolate": (3, net_isolate),
+    "cut-pair": (2, net_cut_pair),
+    "cut-majority": (3, net_cut_majority),
+    "one-way-out": (3, net_one_way_out),
+    "one-way-in": (3, net_one_way_in),
+    "loss-20": (3, net_loss),
+    "throttle": (3, net_throttle),
+    "delay": (3, net_delay),
+}
+
+
+def run_network_fault(cluster: NetnsCluster, name: str, args: argparse.Namespace) -> Row:
+    """One phase on the namespaced cluster: clients, the fault for --hold s, heal, check."""
+    nodes = nodes_of([host.url for host in cluster.hosts])
+    observer = cluster.hosts[0].url
+    work = Workload(nodes, None, prefix=f"n/{name}/", seed=hash(name) & 0xFFFF)
+    work.start()
+    problems: list[str] = []
+    converged, took = False, None
+    done = threading.Event()
+    try:
+        time.sleep(args.before)
+        index, make = NETWORK_FAULTS[name]
+        started = time.monotonic()
+        detected = watch_detection(observer, f"node{index}", started, done)
+        try:
+            make(cluster)
+        except NetnsUnavailable as missing:
+            return _unavailable(name, str(missing))
+        except FaultNotMade as error:
+            problems.append(f"the fault is not real: {error}")
+        time.sleep(max(0.0, args.hold - (time.monotonic() - started)))
+        cluster.heal()
+        wait_for(
+            lambda: _all_alive(observer, {h.node_id for h in cluster.hosts}),
+            timeout=120,
+            what="node1 to list every node alive after healing",
+        )
+        time.sleep(args.after)
+        work.stop_clients()
+        took, converged = merkle_converged(nodes, None, timeout=args.heal_deadline)
+        if not converged:
+            problems.append(f"Merkle roots still differ after {took:.0f} s")
+        finals = finals_read(nodes, None, work.history.keys())
+        deadline = time.monotonic() + 30
+        while not streams_caught_up(work.history, finals) and time.monotonic() < deadline:
+            time.sleep(0.25)
+    finally:
+        done.set()
+        cluster.heal()
+        work.stop()
+    report = check(work.history, finals, joined_at=joined_at(nodes, None))
+    problems += report.lost[:5] + report.resurrected[:5] + report.stream_faults[:5]
+    return Row(
+        fault=name,
+        operations=report.operations,
+        acknowledged=report.acknowledged,
+        unknown=report.unknown,
+        lost=len(report.lost),
+        resurrected=len(report.resurrected),
+        watch_faults=len(report.stream_faults),
+        convergence_s=round(took, 1) if converged else None,
+        detection_s=round(detected[0], 1) if detected else None,
+        problems=problems,
+    )
+
+
+def run_network_faults(root: Path, names: list[str], env: dict, args: argparse.Namespace):
+    """Every network fault of `names` on one namespaced cluster (rows saying why not, if it
+    cannot be built here)."""
+    reason = netns_missing()
+    if reason:
+        return [_unavailable(name, reason) for name in names]
+    rows = []
+    with netns_cluster(root, env=env) as cluster:
+        for name in names:
+            row = run_network_fault(cluster, name, args)
+            rows.append(row)
+            print(f"{name}: {asdict(row)}", file=sys.stderr, flush=True)
+    return rows
+
+
+def _all_alive(url: str, node_ids: set[str]) -> bool:
+    try:
+        members = httpx.get(f"{url}/api/v1/cluster/members", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return node_ids <= {m["node_id"] for m in members if m["status"] == "alive"}
+
+
+def _unavailable(name: str, reason: str) -> Row:
+    return Row(name, 0, 0, 0, 0, 0, 0, None, None, [], unavailable=reason)
 
 
 # --- clock skew, a full disk and CPU stalls: each on a cluster of its own ----------------------
@@ -374,6 +547,9 @@ def table(rows: list[Row]) -> str:
         "|" + "---|" * 10,
     ]
     for r in rows:
+        if r.unavailable:
+            lines.append(f"| {r.fault} | {r.unavailable} |" + " |" * 8)
+            continue
         conv = "never" if r.convergence_s is None else f"{r.convergence_s:.1f}"
         det = "—" if r.detection_s is None else f"{r.detection_s:.1f}"
         lines.append(
@@ -386,26 +562,32 @@ def table(rows: list[Row]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    every = [*FAULTS, *MORE_FAULTS]
+    every = [*FAULTS, *NETWORK_FAULTS, *MORE_FAULTS]
     parser.add_argument("--faults", nargs="+", choices=sorted(every), default=every)
     parser.add_argument("--before", type=float, default=5.0, help="seconds of clients before")
-    parser.add_argument("--hold", type=float, default=8.0, help="seconds a SIGSTOP lasts")
+    parser.add_argument(
+        "--hold", type=float, default=8.0, help="seconds a SIGSTOP or a network fault lasts"
+    )
     parser.add_argument("--after", type=float, default=5.0, help="seconds of clients after")
     parser.add_argument("--heal-deadline", type=float, default=120.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
     env = {"KVS_AUTH_ENABLED": "false", "KVS_THROTTLE_ANON": ""}  # data, not credentials or rates
+    process = [name for name in args.faults if name in FAULTS]
+    network = [name for name in args.faults if name in NETWORK_FAULTS]
+    more = [name for name in args.faults if name in MORE_FAULTS]
     with tempfile.TemporaryDirectory(prefix="kvs-faults-") as tmp:
-        process = [name for name in args.faults if name in FAULTS]
         if process:
             with kvs_up(Path(tmp), nodes=3, env=env, start_deadline=240) as launch:
                 for name in process:
                     row = run_fault(launch, name, args)
                     rows.append(row)
                     print(f"{name}: {asdict(row)}", file=sys.stderr, flush=True)
-        more = [name for name in args.faults if name in MORE_FAULTS]
-        rows += run_more_faults(Path(tmp) / "more", more, env, args)
+        if network:
+            rows += run_network_faults(Path(tmp) / "hosts", network, env, args)
+        if more:
+            rows += run_more_faults(Path(tmp) / "more", more, env, args)
     print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     print(table(rows))
     for row in rows:
@@ -413,7 +595,7 @@ def main() -> int:
             print(f"{row.fault}: {problem}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    return 0 if all(not r.problems for r in rows) else 1
+    return 0 if all(not r.problems for r in rows) else 1  # an unavailable fault is no violation
 
 
 if __name__ == "__main__":

@@ -188,3 +188,13 @@ def test_the_package_imports_without_django():
     assert not loaded & set(FORBIDDEN)
     third_party = {m for m in loaded - set(sys.stdlib_module_names) if not m.startswith("_")}
     assert third_party <= ALLOWED, third_party - ALLOWED
+
+
+def test_the_command_line_loads_neither_django_nor_celery():
+    """`kvs get` and the other client commands start without the server's frameworks."""
+    code = (
+        "import json, sys, kvsite.cli, kvsite.commands\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert not set(json.loads(out.stdout)) & {"django", "celery", "kombu", "rest_framework"}
