@@ -7,7 +7,7 @@ other reads and writes use the ORM.
 
 import uuid
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 from .fields import value_inflate
 from .models import Entry, EntryVersion, MerkleLeaf, StoreState
@@ -48,8 +48,20 @@ def entry_by_key(key: str) -> Entry | None:
     return None if row is None else _row_entry(row)
 
 
+# Fields whose Python values (str, int, bool or None here) are query parameters as they are; the
+# others (UUIDs, compressed values) go through the field. Exact types: a subclass may convert.
+_PLAIN = {models.CharField, models.BigIntegerField, models.IntegerField, models.BooleanField,
+          models.PositiveSmallIntegerField}  # fmt: skip
+
+
 def _db_values(obj, fields) -> list:
-    return [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
+    """The query parameters of `obj`'s `fields`, as Field.get_db_prep_save gives them."""
+    db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy for every field
+    return [
+        getattr(obj, f.attname) if type(f) in _PLAIN else f.get_db_prep_save(
+            getattr(obj, f.attname), db)
+        for f in fields
+    ]  # fmt: skip
 
 
 def state_lock() -> StoreState:
@@ -104,15 +116,26 @@ _SELECT_ENTRIES = (
     f"(SELECT COUNT(*) FROM {_HISTORY} h WHERE h.{_q('key')} = e.{_q('key')}) "
     f"FROM {_ENTRY} e WHERE e.{_q('key')} IN ({{marks}})"
 )
-_UPSERT_ENTRIES = (
-    "INSERT INTO {table} ({cols}) VALUES {{rows}} ON CONFLICT ({key}) DO UPDATE SET {sets} "
-    "RETURNING id, {key}"
-).format(
-    table=_ENTRY,
-    cols=", ".join(_q(f.column) for f in _ENTRY_WRITABLE),
-    key=_q("key"),
-    sets=", ".join(f"{_q(f.column)} = excluded.{_q(f.column)}" for f in _ENTRY_WRITABLE),
-)
+# An update rewrites the entries of every index on a column it sets, changed or not, so the
+# upsert sets only what a new version can change: never the key (the conflict target) nor the
+# bucket (a function of the key), and the expiry index's columns only when a batch changes them.
+_EXPIRY_COLUMNS = ("deleted", "expires_at")
+
+
+def _upsert_sql(*, expiry: bool) -> str:
+    sets = [
+        f"{_q(f.column)} = excluded.{_q(f.column)}"
+        for f in _ENTRY_WRITABLE
+        if f.attname not in ("key", "bucket") and (expiry or f.attname not in _EXPIRY_COLUMNS)
+    ]
+    return (
+        f"INSERT INTO {_ENTRY} ({', '.join(_q(f.column) for f in _ENTRY_WRITABLE)}) "
+        f"VALUES {{rows}} ON CONFLICT ({_q('key')}) DO UPDATE SET {', '.join(sets)} "
+        f"RETURNING id, {_q('key')}"
+    )
+
+
+_UPSERT_ENTRIES = {expiry: _upsert_sql(expiry=expiry) for expiry in (False, True)}
 _ENTRY_ROW = "(" + ", ".join(["%s"] * len(_ENTRY_WRITABLE)) + ")"
 _HISTORY_ROW = "(" + ", ".join(["%s"] * len(_HISTORY_FIELDS)) + ")"
 _INSERT_HISTORY_MANY = "INSERT INTO {table} ({cols}) VALUES {{rows}}".format(
@@ -148,14 +171,16 @@ def entries_by_keys(keys: list[str]) -> dict[str, tuple[Entry, int]]:
     return found
 
 
-def entries_upsert(entries: list[Entry]) -> dict[str, int]:
-    """Insert or replace the rows of `entries` (distinct keys), every column, by key; return
-    the row id of each key."""
+def entries_upsert(entries: list[Entry], *, expiry_changed: bool = True) -> dict[str, int]:
+    """Insert or replace the rows of `entries` (distinct keys), by key; return the row id of
+    each key. `expiry_changed=False` promises that no replaced row changes its `deleted` or
+    `expires_at` (those columns are then left as stored)."""
     ids: dict[str, int] = {}
+    sql = _UPSERT_ENTRIES[expiry_changed]
     with connection.cursor() as cursor:
         for part in _chunks(entries):
             values = [value for entry in part for value in _db_values(entry, _ENTRY_WRITABLE)]
-            cursor.execute(_UPSERT_ENTRIES.format(rows=", ".join([_ENTRY_ROW] * len(part))), values)
+            cursor.execute(sql.format(rows=", ".join([_ENTRY_ROW] * len(part))), values)
             ids.update((key, pk) for pk, key in cursor.fetchall())
     return ids
 

@@ -8,12 +8,15 @@ and `authentication_failed` are `unauthenticated`, `parse_error` is `invalid_jso
     400 invalid, invalid_json, invalid_key, invalid_mode, schema_violation
     401 unauthenticated    403 forbidden    404 not_found    405 method_not_allowed
     406 not_acceptable    409 conflict    413 too_large    429 throttled    503 unavailable
+    507 insufficient_storage (the node's disk is full: nothing was written, reads still work)
     500 internal
 
 A node whose Redis or database server is unreachable answers 503 `unavailable` with `reason`
 `redis` or `database` (and Retry-After: 1), never a 500.
 """
 
+import errno
+import sqlite3
 import sys
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -75,6 +78,38 @@ class Unavailable(KvsError):
     code = "unavailable"
 
 
+class InsufficientStorage(KvsError):
+    """The node's database or disk is full: the write was rolled back, nothing was stored."""
+
+    status_code = 507
+    code = "insufficient_storage"
+    default_detail = (
+        "This node's disk is full: nothing was written. Reads still work; retry on another "
+        "node, or here once space is freed."
+    )
+
+
+# SQLite's message for SQLITE_FULL; PostgreSQL's SQLSTATE for disk_full.
+SQLITE_FULL_MESSAGE = "database or disk is full"
+POSTGRES_DISK_FULL = "53100"
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, says the disk or database is full."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return True
+        if isinstance(exc, sqlite3.Error) and SQLITE_FULL_MESSAGE in str(exc):
+            return True
+        if getattr(exc, "sqlstate", None) == POSTGRES_DISK_FULL:  # psycopg's DiskFull
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 # The code of a DRF (or Django) error, by its HTTP status: DRF's codes differ for one meaning
 # (a refused credential is `authentication_failed`, a missing one `not_authenticated`, and DRF
 # turns either into a 403 when no authenticator can ask for a credential).
@@ -88,6 +123,7 @@ STATUS_CODES = {
     413: "too_large",
     429: "throttled",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 
@@ -109,6 +145,8 @@ def dependency_unavailable(exc: Exception) -> Unavailable | None:
     from django.db import InterfaceError, OperationalError
     from kombu.exceptions import OperationalError as BrokerError
 
+    if exc is None or storage_full(exc):  # a full disk is a 507
+        return None
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError | BrokerError):
         return Unavailable("The node's Redis is unreachable; try again shortly.", reason="redis")
     if isinstance(exc, InterfaceError | OperationalError) and _connection_lost(exc):
@@ -138,6 +176,9 @@ def exception_handler(exc, context):
     database server as a 503."""
     if isinstance(exc, KvsError):
         return Response(exc.as_dict(), status=exc.status_code)
+    if storage_full(exc):
+        error = InsufficientStorage()
+        return Response(error.as_dict(), status=error.status_code)
     unavailable = dependency_unavailable(exc)
     if unavailable is not None:
         _connections_reset(exc)
@@ -171,6 +212,8 @@ def error_body(exc: Exception) -> tuple[int, dict]:
     APIException; anything else is raised again)."""
     if isinstance(exc, KvsError):
         return exc.status_code, exc.as_dict()
+    if storage_full(exc):
+        return InsufficientStorage.status_code, InsufficientStorage().as_dict()
     unavailable = dependency_unavailable(exc)
     if unavailable is not None:
         return 503, unavailable.as_dict()

@@ -188,7 +188,8 @@ KVS_GOSSIP_TIMEOUT = env.float("KVS_GOSSIP_TIMEOUT", default=1.0)
 # suspect, and before it is dead. With a 1 s interval a killed node is suspect after ~3 s and dead
 # after ~5-6 s. Shorter: faster detection, but a paused or overloaded node is accused more often
 # (it refutes at once, but the accusation is gossiped). Must exceed a few intervals: news of a
-# member takes O(log n) rounds to reach everyone.
+# member takes O(log n) rounds to reach everyone. These hold up to 10 live members; beyond, both
+# are multiplied by log10(members) (x2 at 100, x3 at 1,000), as memberlist scales its suspicion.
 KVS_SUSPECT_AFTER = env.float("KVS_SUSPECT_AFTER", default=2.5)
 KVS_DEAD_AFTER = env.float("KVS_DEAD_AFTER", default=5.0)
 # Seconds a member stays in the table once dead or left before it is forgotten (0: never). Like
@@ -292,16 +293,30 @@ TEMPLATES = [
     },
 ]
 
+# SQLite's write-ahead log is copied into the database by a thread of each writing process
+# (kv/checkpoint.py), at most once per KVS_SQLITE_CHECKPOINT_DELAY seconds, instead of inside the
+# commit that fills it past 1,000 pages while every other writer waits. Once the log holds
+# KVS_SQLITE_WAL_MAX_FRAMES pages (4 KiB each) under writes that never pause, that thread pauses
+# the writers for a last short copy so that the log can start over. A negative delay turns the
+# thread off: SQLite then checkpoints inside commits, as it does by default.
+KVS_SQLITE_CHECKPOINT_DELAY = env.float("KVS_SQLITE_CHECKPOINT_DELAY", default=0.2)
+KVS_SQLITE_WAL_MAX_FRAMES = env.int("KVS_SQLITE_WAL_MAX_FRAMES", default=8192)
+
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{KVS_DATA_DIR / 'kvsite.sqlite3'}")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so two
     # writers queue on busy_timeout instead of failing with "database is locked" mid-transaction.
+    # synchronous=NORMAL: a commit is not synced on its own; checkpoints sync (see above). SQLite's
+    # automatic checkpoint stays as a last resort, far beyond what the checkpointer lets the log
+    # reach; a log left larger than 64 MiB is cut back when it starts over.
+    _autocheckpoint = 4 * KVS_SQLITE_WAL_MAX_FRAMES if KVS_SQLITE_CHECKPOINT_DELAY >= 0 else 1000
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+        f"PRAGMA wal_autocheckpoint={_autocheckpoint}; PRAGMA journal_size_limit=67108864;",
     }
 # Keep database connections across requests (the HTTP threads are long-lived; see kvsite/asgi.py).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("KVS_CONN_MAX_AGE", default=300)

@@ -173,3 +173,45 @@ def test_statements_per_write(settings):
     assert len(sql) == 8 + 3
     assert sum(q.replace('"', "").startswith("INSERT INTO audit_auditevent") for q in sql) == 1
     assert_merkle_consistent()
+
+
+def _expiry(key):
+    return Entry.objects.filter(key=key).values_list("deleted", "expires_at").get()
+
+
+def test_the_upsert_sets_the_expiry_columns_only_when_a_batch_changes_them():
+    for key in ("same", "ttl", "gone", "back"):
+        services.entry_put(key=key, value="0", caller=ALICE, now=NOW)
+    services.entry_delete(key="back", caller=ALICE, now=NOW)
+    ttl = partial(services._put_write, key="ttl", value="1", caller=ALICE, ttl=60, cas=None,
+                  now=NOW)  # fmt: skip
+    # a batch where nothing changes its expiry: the statement leaves those columns alone
+    sql = statements(lambda: entries_apply_batch([put("same", "1")], keys=["same"]))
+    upsert = next(q for q in sql if q.replace('"', "").startswith("INSERT INTO kv_entry"))
+    assert "expires_at = excluded" not in upsert.replace('"', "")
+    assert _expiry("same") == (False, None)
+    # a batch where some write changes it sets them for every row, each to its own value
+    outcomes = entries_apply_batch(
+        [put("same", "2"), ttl, delete("gone"), put("back", "1")],
+        keys=["same", "ttl", "gone", "back"],
+    )
+    assert all(o.error is None for o in outcomes)
+    assert _expiry("same") == (False, None)
+    assert _expiry("ttl") == (False, NOW + 60_000)
+    assert _expiry("gone") == (True, None)
+    assert _expiry("back") == (False, None)
+    # a key whose expiry changes and changes back within one batch keeps the stored one
+    clear = partial(services._put_write, key="ttl", value="3", caller=ALICE, ttl=60, cas=None,
+                    now=NOW)  # fmt: skip
+    entries_apply_batch([put("ttl", "2"), clear], keys=["ttl"])
+    assert _expiry("ttl") == (False, NOW + 60_000)
+    assert Entry.objects.get(key="ttl").value == "3"
+    assert_merkle_consistent()
+
+
+def test_the_audit_events_of_a_batch_need_no_savepoint():
+    services.entry_put(key="s", value="0", caller=ALICE, now=NOW)
+    with CaptureQueriesContext(connection) as ctx:
+        services.entry_put(key="s", value="1", now=NOW)
+    # the one savepoint is the batch's own, nested in the test's transaction
+    assert sum(q["sql"].startswith("SAVEPOINT") for q in ctx.captured_queries) == 1

@@ -2,9 +2,9 @@
 watch on every node. Redis is the node's Celery broker, channel layer and cache; SQLite stays the
 source of truth. During the outage the node answers every request with a success or a JSON 503,
 never a 500; once Redis is back (the launcher restarts it on the same port with the same
-configuration, without restarting the node's web server), replication, gossip and anti-entropy resume, the
-Merkle roots meet and the history checker finds no lost write, no resurrected delete and no
-watch fault."""
+configuration, without restarting the node's web server), replication, gossip and anti-entropy
+resume, the Merkle roots meet and the history checker finds no lost write, no resurrected delete
+and no watch fault."""
 
 from __future__ import annotations
 
