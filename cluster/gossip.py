@@ -30,7 +30,7 @@ from .membership import (
 from .messages import GossipMessage, InvalidMessage, gossip_message, gossip_message_parse
 from .signing import ANY_NODE
 from .store import DbMemberStore, MemberStore
-from .suspicion import members_check
+from .suspicion import members_check, timeouts_scaled
 from .transport import Transport, TransportError
 
 GOSSIP_PATH = "/cluster/internal/gossip"
@@ -256,10 +256,15 @@ def _absorb(table: MemberTable, message: GossipMessage, *, now: int) -> None:
 
 
 def _check(table: MemberTable, config: Config, now: int) -> list[str]:
+    suspect_after_ms, dead_after_ms = timeouts_scaled(
+        suspect_after_ms=config.suspect_after_ms,
+        dead_after_ms=config.dead_after_ms,
+        members=sum(1 for m in table.all() if m.status not in (DEAD, LEFT)),
+    )
     return members_check(
         table,
         now=now,
-        suspect_after_ms=config.suspect_after_ms,
-        dead_after_ms=config.dead_after_ms,
+        suspect_after_ms=suspect_after_ms,
+        dead_after_ms=dead_after_ms,
         reap_after_ms=config.reap_after_ms,
     )

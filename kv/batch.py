@@ -54,6 +54,15 @@ class _Stored:
     replaced: Entry | None  # the entry it replaced (None: a new key)
 
 
+_ENTRY_NAMES = [field.attname for field in Entry._meta.concrete_fields]
+
+
+def _entry(**values) -> Entry:
+    """An unsaved Entry of every column's value (given by name, passed by position: the form
+    Model.__init__ reads fastest)."""
+    return Entry(*[values.pop(name) for name in _ENTRY_NAMES], **values)
+
+
 class Batch:
     """The writes of one transaction: the state row, the stored entries of the keys the writes
     touch (as the writes before have left them), and the versions staged for the flush."""
@@ -102,7 +111,8 @@ class Batch:
         if current is not None and not version_newer(v, Version.of(current)):
             return None
         self.state.revision += 1
-        entry = Entry(
+        entry = _entry(
+            id=current.pk if current is not None else None,
             key=v.key,
             value=v.value,
             version=v.version,
@@ -119,8 +129,6 @@ class Batch:
             digest=record_digest(key=v.key, version=str(v.version), hlc=v.hlc, deleted=v.deleted),
             bucket=bucket_of(v.key) if current is None else current.bucket,
         )
-        if current is not None:
-            entry.pk = current.pk
         self._undo.append((v.key, current))
         self._entries[v.key] = entry
         self._stored.append(_Stored(entry, current))

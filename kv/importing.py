@@ -1,7 +1,9 @@
 """Importing entries in batches: each item is a write of the batch path (kv.batch) with the same
 checks as a PUT (key, scope prefix, ACL, schema), a whole batch in one transaction; an item equal
 to what is stored is skipped, so importing the same lines twice changes nothing the second time.
-One refused item never fails the others: every check comes before the item's write."""
+One refused item never fails the others: every check comes before the item's write. The checks
+that need no stored entry (key, token prefix, schema) run before the store is locked, so other
+writers wait only for the rest."""
 
 from __future__ import annotations
 
@@ -63,8 +65,10 @@ def entries_import(
     client_writes_check()
     now = wall_ms() if now is None else now
     writes = [
-        partial(_import_one, item=item, caller=caller, prefix=prefix, now=now) for item in items
-    ]
+        partial(_import_one, item=item, checked=_precheck(item, prefix=prefix), caller=caller,
+                now=now)
+        for item in items
+    ]  # fmt: skip
     # the stored entries of every key are read in one query for the batch
     results = entries_apply_batch(writes, keys=[item.key for item in items])
     return [_outcome(result) for result in results]
@@ -76,19 +80,41 @@ def _outcome(result: Outcome) -> ImportOutcome:
     return result.get()
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """The checks of an item that need no stored entry, made before the store is locked."""
+
+    refused: KvsError | None = None  # its key or the token's prefix: refused before anything
+    schema_error: KvsError | None = None  # its schemas: refused if it is to be written
+
+
+def _precheck(item: ImportItem, *, prefix: str | None) -> _Checked:
+    try:
+        key_validate(item.key)
+        if prefix and not item.key.startswith(prefix):
+            raise Forbidden(f"This token is confined to keys under {prefix!r}.")
+    except KvsError as error:
+        return _Checked(refused=error)
+    try:
+        value_validate(key=item.key, value=item.value)
+    except KvsError as error:
+        return _Checked(schema_error=error)
+    return _Checked()
+
+
 def _import_one(
-    batch: Batch, *, item: ImportItem, caller: Caller, prefix: str | None, now: int
+    batch: Batch, *, item: ImportItem, checked: _Checked, caller: Caller, now: int
 ) -> ImportOutcome:
-    key_validate(item.key)
-    if prefix and not item.key.startswith(prefix):
-        raise Forbidden(f"This token is confined to keys under {prefix!r}.")
+    if checked.refused is not None:
+        raise checked.refused
     if item.expires_at is not None and item.expires_at <= now:
         return ImportOutcome(SKIPPED, detail="already expired")
     current = batch.entry(item.key)
     live = current if current is not None and current.is_live(now) else None
     if live is not None and _equal(live, item):
         return ImportOutcome(SKIPPED, detail="already equal", entry=live)
-    value_validate(key=item.key, value=item.value)
+    if checked.schema_error is not None:  # now that the item is to be written
+        raise checked.schema_error
     if live is not None:
         if not caller_may(caller, "w", owner=live.owner, group=live.group, mode=live.mode):
             raise Forbidden(f"The mode of {item.key!r} does not grant you write.")

@@ -39,8 +39,16 @@ class SchemaTooCostly(SchemaViolation):
     code = "schema_too_costly"
 
 
-def _stamp_path():
-    return settings.KVS_DATA_DIR / "policy.stamp"
+_stamp_paths: dict[object, str] = {}
+
+
+def _stamp_path() -> str:
+    """The stamp file of this node's data directory (joined once: it is checked on every write)."""
+    data = settings.KVS_DATA_DIR
+    path = _stamp_paths.get(data)
+    if path is None:
+        path = _stamp_paths[data] = os.path.join(data, "policy.stamp")
+    return path
 
 
 def _stamp() -> int:
@@ -53,7 +61,8 @@ def _stamp() -> int:
 def _stamp_touch() -> None:
     path = _stamp_path()
     moved = max(time.time_ns(), _stamp() + 1)
-    path.touch()
+    with open(path, "a"):
+        pass
     os.utime(path, ns=(moved, moved))
 
 

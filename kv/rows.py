@@ -7,7 +7,7 @@ other reads and writes use the ORM.
 
 import uuid
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 from .fields import value_inflate
 from .models import Entry, EntryVersion, MerkleLeaf, StoreState
@@ -48,8 +48,20 @@ def entry_by_key(key: str) -> Entry | None:
     return None if row is None else _row_entry(row)
 
 
+# Fields whose Python values (str, int, bool or None here) are query parameters as they are; the
+# others (UUIDs, compressed values) go through the field. Exact types: a subclass may convert.
+_PLAIN = {models.CharField, models.BigIntegerField, models.IntegerField, models.BooleanField,
+          models.PositiveSmallIntegerField}  # fmt: skip
+
+
 def _db_values(obj, fields) -> list:
-    return [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
+    """The query parameters of `obj`'s `fields`, as Field.get_db_prep_save gives them."""
+    db = connections[DEFAULT_DB_ALIAS]  # once, not through the proxy for every field
+    return [
+        getattr(obj, f.attname) if type(f) in _PLAIN else f.get_db_prep_save(
+            getattr(obj, f.attname), db)
+        for f in fields
+    ]  # fmt: skip
 
 
 def state_lock() -> StoreState:

@@ -8,8 +8,12 @@ and `authentication_failed` are `unauthenticated`, `parse_error` is `invalid_jso
     400 invalid, invalid_json, invalid_key, invalid_mode, schema_violation
     401 unauthenticated    403 forbidden    404 not_found    405 method_not_allowed
     406 not_acceptable    409 conflict    413 too_large    429 throttled    503 unavailable
+    507 insufficient_storage (the node's disk is full: nothing was written, reads still work)
     500 internal
 """
+
+import errno
+import sqlite3
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
@@ -70,6 +74,38 @@ class Unavailable(KvsError):
     code = "unavailable"
 
 
+class InsufficientStorage(KvsError):
+    """The node's database or disk is full: the write was rolled back, nothing was stored."""
+
+    status_code = 507
+    code = "insufficient_storage"
+    default_detail = (
+        "This node's disk is full: nothing was written. Reads still work; retry on another "
+        "node, or here once space is freed."
+    )
+
+
+# SQLite's message for SQLITE_FULL; PostgreSQL's SQLSTATE for disk_full.
+SQLITE_FULL_MESSAGE = "database or disk is full"
+POSTGRES_DISK_FULL = "53100"
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, says the disk or database is full."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return True
+        if isinstance(exc, sqlite3.Error) and SQLITE_FULL_MESSAGE in str(exc):
+            return True
+        if getattr(exc, "sqlstate", None) == POSTGRES_DISK_FULL:  # psycopg's DiskFull
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 # The code of a DRF (or Django) error, by its HTTP status: DRF's codes differ for one meaning
 # (a refused credential is `authentication_failed`, a missing one `not_authenticated`, and DRF
 # turns either into a 403 when no authenticator can ask for a credential).
@@ -83,6 +119,7 @@ STATUS_CODES = {
     413: "too_large",
     429: "throttled",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 
@@ -97,6 +134,9 @@ def exception_handler(exc, context):
     """Render KvsError and everything DRF knows as `{"detail", "code"}` JSON."""
     if isinstance(exc, KvsError):
         return Response(exc.as_dict(), status=exc.status_code)
+    if storage_full(exc):
+        error = InsufficientStorage()
+        return Response(error.as_dict(), status=error.status_code)
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "Request body too large.", "code": "too_large"}, status=413)
     # Imported here: importing rest_framework.views imports the parser, which imports this module.
@@ -115,6 +155,8 @@ def error_body(exc: Exception) -> tuple[int, dict]:
     APIException; anything else is raised again)."""
     if isinstance(exc, KvsError):
         return exc.status_code, exc.as_dict()
+    if storage_full(exc):
+        return InsufficientStorage.status_code, InsufficientStorage().as_dict()
     if isinstance(exc, drf_exceptions.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else "Invalid input."
         return exc.status_code, {"detail": str(detail), "code": error_code(exc, exc.status_code)}

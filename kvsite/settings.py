@@ -188,7 +188,8 @@ KVS_GOSSIP_TIMEOUT = env.float("KVS_GOSSIP_TIMEOUT", default=1.0)
 # suspect, and before it is dead. With a 1 s interval a killed node is suspect after ~3 s and dead
 # after ~5-6 s. Shorter: faster detection, but a paused or overloaded node is accused more often
 # (it refutes at once, but the accusation is gossiped). Must exceed a few intervals: news of a
-# member takes O(log n) rounds to reach everyone.
+# member takes O(log n) rounds to reach everyone. These hold up to 10 live members; beyond, both
+# are multiplied by log10(members) (x2 at 100, x3 at 1,000), as memberlist scales its suspicion.
 KVS_SUSPECT_AFTER = env.float("KVS_SUSPECT_AFTER", default=2.5)
 KVS_DEAD_AFTER = env.float("KVS_DEAD_AFTER", default=5.0)
 # Seconds a member stays in the table once dead or left before it is forgotten (0: never). Like

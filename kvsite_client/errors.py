@@ -67,7 +67,9 @@ class RateLimited(KvsError):
 
 
 class Unavailable(KvsError):
-    """503 from every endpoint, or no endpoint reachable: try again later."""
+    """503 from every endpoint, or no endpoint reachable: try again later. A 507 (a node's disk
+    is full, `code` "insufficient_storage": nothing was written) is one too, so a write goes on
+    to the next endpoint."""
 
     status = 503
 
@@ -77,6 +79,7 @@ BY_STATUS: dict[int, type[KvsError]] = {
     for cls in (InvalidRequest, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, RateLimited)
 }
 BY_STATUS[503] = Unavailable
+BY_STATUS[507] = Unavailable
 
 
 def error_for(status: int, body: object) -> KvsError:

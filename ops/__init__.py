@@ -33,3 +33,7 @@ def _directory_join() -> Path:
 
 
 METRICS_DIR = _directory_join()
+
+from . import preallocate  # noqa: E402 (prometheus_client only once the directory is set)
+
+preallocate.install()

@@ -243,3 +243,11 @@ def test_celery_beat_prunes_hourly_only_with_a_retention(days, scheduled, tmp_pa
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == str(scheduled), out.stderr
+
+
+def test_the_insert_columns_are_the_models_fields_in_order():
+    """events_record builds AuditEvent rows by position in the order of its INSERT's columns."""
+    from audit.models import AuditEvent
+    from audit.services import _COLUMNS
+
+    assert [f.attname for f in AuditEvent._meta.concrete_fields] == list(_COLUMNS)

@@ -377,3 +377,14 @@ def test_the_memory_store_keeps_nothing_from_a_failed_block():
         member_self(table, url="http://a", joined_at=1, now=0)
         raise RuntimeError
     assert store.table.get("a") is None
+
+
+def test_in_a_cluster_of_a_hundred_a_stopped_node_is_suspected_after_the_scaled_timeout():
+    """At 100 live members the silence timeouts are twice the configured ones (log10 100)."""
+    cluster = MemoryCluster(100)
+    rounds_until(cluster, lambda: len(cluster.view("node1")) == 100, limit=20)
+    rounds_until(cluster, lambda: cluster.status("node1", "node50") == ALIVE, limit=20)
+    cluster.stop("node50")
+    stopped_at = cluster.now
+    rounds_until(cluster, lambda: cluster.status("node1", "node50") in (SUSPECT, DEAD), limit=30)
+    assert cluster.now - stopped_at >= 2 * SUSPECT_MS

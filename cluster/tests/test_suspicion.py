@@ -116,3 +116,15 @@ def test_news_of_a_forgotten_member_as_dead_is_ignored_and_its_return_adds_it_ag
     back = {**stale, "status": ALIVE, "incarnation": stale["incarnation"] + 1, "heartbeat": 9}
     members_merge(t, [back], now=T0 + 2 * REAP_MS)
     assert t.get("b").status == ALIVE and "b" not in t.removed and "b" in t.changed
+
+
+def test_the_timeouts_are_the_configured_ones_up_to_ten_members_and_grow_with_log_n_beyond():
+    from cluster.suspicion import timeouts_scaled
+
+    def scaled(n):
+        return timeouts_scaled(suspect_after_ms=SUSPECT_MS, dead_after_ms=DEAD_MS, members=n)
+
+    assert scaled(0) == scaled(1) == scaled(3) == scaled(10) == (SUSPECT_MS, DEAD_MS)
+    assert scaled(100) == (2 * SUSPECT_MS, 2 * DEAD_MS)
+    assert scaled(1000) == (3 * SUSPECT_MS, 3 * DEAD_MS)
+    assert scaled(20) < scaled(100) < scaled(500) < scaled(1000)

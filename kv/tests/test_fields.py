@@ -78,3 +78,23 @@ def test_non_ascii_text_is_measured_in_utf8(settings):
     text = '"ééééé"'  # 7 characters, 12 bytes
     assert isinstance(value_deflate(text), bytes)
     assert value_inflate(value_deflate(text)) == text
+
+
+@pytest.mark.parametrize("value", ["1", LARGE.decode()], ids=["small", "large"])
+def test_the_batch_statements_pass_every_column_as_its_field_would(value):
+    """kv.rows passes plain columns as they are and the rest through their field: the parameters
+    are those Django's own get_db_prep_save gives, for every column of an entry and a history
+    version, new or tombstone."""
+    from kv import rows
+    from kv.models import EntryVersion
+
+    entry_put(key="docs/p", value=value)
+    entry = Entry.objects.get(key="docs/p")
+    tombstone = Entry(key="docs/t", value=None, version=entry.version, hlc=5, origin="n",
+                      deleted=True, mode=0o644, revision=9, digest="0" * 32, bucket=7)  # fmt: skip
+    version = EntryVersion(key="docs/p", value=value, version=entry.version, hlc=3,
+                           origin="n", expires_at=123, owner="o", mode=3)  # fmt: skip
+    for obj, fields in ((entry, rows._ENTRY_WRITABLE), (tombstone, rows._ENTRY_WRITABLE),
+                        (version, rows._HISTORY_FIELDS)):  # fmt: skip
+        expected = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
+        assert rows._db_values(obj, fields) == expected

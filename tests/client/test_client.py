@@ -90,6 +90,26 @@ def test_503_everywhere_is_retried_with_backoff_then_unavailable():
     assert len(calls) == 6  # two endpoints, three rounds
 
 
+def test_a_node_with_a_full_disk_fails_over_to_the_next_endpoint():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host == "a":
+            body = {"detail": "This node's disk is full.", "code": "insufficient_storage"}
+            return httpx.Response(507, json=body)
+        return httpx.Response(201, json={"key": "k", "version": "v", "revision": 1})
+
+    with fake(handler) as kv:
+        assert kv.put("k", 1)["revision"] == 1  # nothing was written on a: safe to resend
+    assert seen == ["a", "b"]
+    only_a = fake(lambda request: handler(httpx.Request("PUT", "http://a/")))
+    only_a.retries = 0
+    with pytest.raises(Unavailable) as error:
+        only_a.put("k", 1)
+    assert error.value.code == "insufficient_storage"
+
+
 def test_a_401_with_a_refresh_token_refreshes_once_and_tells_the_caller():
     fresh = []
 
@@ -168,3 +188,13 @@ def test_the_package_imports_without_django():
     assert not loaded & set(FORBIDDEN)
     third_party = {m for m in loaded - set(sys.stdlib_module_names) if not m.startswith("_")}
     assert third_party <= ALLOWED, third_party - ALLOWED
+
+
+def test_the_command_line_loads_neither_django_nor_celery():
+    """`kvs get` and the other client commands start without the server's frameworks."""
+    code = (
+        "import json, sys, kvsite.cli, kvsite.commands\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert not set(json.loads(out.stdout)) & {"django", "celery", "kombu", "rest_framework"}
