@@ -12,11 +12,13 @@ its own: it copies what the log holds while writers go on appending, without the
 Durability is unchanged: commits are as synchronous as before (synchronous=NORMAL), and a
 checkpoint syncs the log before copying and the database file after, as SQLite's own does.
 
-The log starts over from its beginning only when a writer finds it wholly copied, so under
-writes that never pause it would only grow. Once it holds KVS_SQLITE_WAL_MAX_FRAMES pages, the
-checkpointer copies the few pages written since its last pass while holding the store's write
-lock (a short pause of the writers), and the next write starts the log over. SQLite's own
-automatic checkpoint stays as a last resort, at four times that size (settings.py).
+The log starts over from its beginning only when a writer finds it wholly copied and no reader
+still reading from it, so under writes (and reads) that never pause it would only grow. Once it
+holds KVS_SQLITE_WAL_MAX_FRAMES pages, the checkpointer takes the store's write lock, copies the
+few pages written since its last pass and waits (at most RESTART_WAIT_MS) for the readers still
+on the log to finish, so that the next write starts the log over: a short pause of the writers
+once per that many pages. SQLite's own automatic checkpoint stays as a last resort, at four times
+that size (settings.py).
 """
 
 from __future__ import annotations
@@ -55,15 +57,24 @@ def _connection(path: str) -> sqlite3.Connection:
     return conns[path]
 
 
+RESTART_WAIT_MS = 50  # how long a restarting checkpoint waits for the log's last readers
+
+
 def wal_checkpoint(path: str, *, max_frames: int) -> tuple[int, int, bool]:
     """Copy the log of the database at `path` into it; return (pages in the log, pages copied,
-    whether the store's write lock was taken to catch up with a log of `max_frames` or more)."""
+    whether the store's write lock was taken to start over a log of `max_frames` or more)."""
     db = _connection(path)
     _busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    if frames < max_frames or copied >= frames:
+    if frames < max_frames:
         return frames, copied, False
-    with store_write_lock():  # no write is under way: this pass catches up, the next write restarts
-        _busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    with store_write_lock():  # no write of the node is under way while the log is made to restart
+        db.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+        try:
+            _busy, frames, copied = db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        except sqlite3.OperationalError:  # a writer outside the store lock: the next pass retries
+            log.info("WAL restart postponed: the database is busy")
+        finally:
+            db.execute("PRAGMA busy_timeout = 0")
     return frames, copied, True
 
 
