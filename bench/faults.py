@@ -129,6 +129,36 @@ class Row:
     healing_bytes: int | None = None  # node-to-node bytes from the clients' stop to convergence
 
 
+def finals_settled(work: Workload, nodes) -> dict:
+    """Each key's final state, read once the clients stopped, after giving every watch stream up
+    to 30 s to catch up with it."""
+    finals = finals_read(nodes, None, work.history.keys())
+    deadline = time.monotonic() + 30
+    while not streams_caught_up(work.history, finals) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return finals
+
+
+def checked_row(
+    name: str, work: Workload, nodes, finals: dict, problems: list[str], more=(), **fields
+) -> Row:
+    """The history checker's verdict on `work` as a row of the table: its first faults follow
+    `problems`, then `more`; `fields` are the row's timings and counts."""
+    report = check(work.history, finals, joined_at=joined_at(nodes, None))
+    problems = problems + report.lost[:5] + report.resurrected[:5] + report.stream_faults[:5]
+    return Row(
+        fault=name,
+        operations=report.operations,
+        acknowledged=report.acknowledged,
+        unknown=report.unknown,
+        lost=len(report.lost),
+        resurrected=len(report.resurrected),
+        watch_faults=len(report.stream_faults),
+        problems=[*problems, *more],
+        **fields,
+    )
+
+
 def role_group(launch: Launch, index: int, role: str) -> int:
     """The process group of node `index`'s web server, worker or Redis."""
     port = str(launch.port + index - 1)
@@ -202,30 +232,17 @@ def run_fault(launch: Launch, name: str, args: argparse.Namespace) -> Row:
         took, converged, healing_bytes = heal_measure(urls, nodes, None, timeout=args.heal_deadline)
         if not converged:
             problems.append(f"Merkle roots still differ after {took:.0f} s")
-        finals = finals_read(nodes, None, work.history.keys())
-        deadline = time.monotonic() + 30
-        while not streams_caught_up(work.history, finals) and time.monotonic() < deadline:
-            time.sleep(0.25)
+        finals = finals_settled(work, nodes)
     finally:
         done.set()
         probe.stop()
         work.stop()
-    report = check(work.history, finals, joined_at=joined_at(nodes, None))
-    problems += report.lost[:5] + report.resurrected[:5] + report.stream_faults[:5]
-    problems += probe.faults()[:5]
-    return Row(
-        fault=name,
-        operations=report.operations,
-        acknowledged=report.acknowledged,
-        unknown=report.unknown,
-        lost=len(report.lost),
-        resurrected=len(report.resurrected),
-        watch_faults=len(report.stream_faults),
+    return checked_row(
+        name, work, nodes, finals, problems, more=probe.faults()[:5],
         convergence_s=round(took, 1) if converged else None,
         detection_s=round(detected[0], 1) if detected else None,
-        problems=problems,
         healing_bytes=healing_bytes,
-    )
+    )  # fmt: skip
 
 
 # --- PostgreSQL restarted under a node --------------------------------------------------------
@@ -261,28 +278,14 @@ def run_pg_restart(name: str, args: argparse.Namespace) -> Row:
                 time.sleep(args.after)
                 probe.stop()
                 work.stop_clients()
-                finals = finals_read(nodes, None, work.history.keys())
-                deadline = time.monotonic() + 30
-                while not streams_caught_up(work.history, finals) and time.monotonic() < deadline:
-                    time.sleep(0.25)
+                finals = finals_settled(work, nodes)
             finally:
                 probe.stop()
                 work.stop()
-            report = check(work.history, finals, joined_at=joined_at(nodes, None))
-    problems = report.lost[:5] + report.resurrected[:5] + report.stream_faults[:5]
-    problems += probe.faults()[:5]
-    return Row(
-        fault=name,
-        operations=report.operations,
-        acknowledged=report.acknowledged,
-        unknown=report.unknown,
-        lost=len(report.lost),
-        resurrected=len(report.resurrected),
-        watch_faults=len(report.stream_faults),
-        convergence_s=round(back, 1),
-        detection_s=None,
-        problems=problems,
-    )
+            return checked_row(
+                name, work, nodes, finals, [], more=probe.faults()[:5],
+                convergence_s=round(back, 1), detection_s=None,
+            )  # fmt: skip
 
 
 PG_FAULTS = {"pg-restart-fast": run_pg_restart, "pg-restart-immediate": run_pg_restart}
@@ -391,28 +394,16 @@ def run_network_fault(cluster: NetnsCluster, name: str, args: argparse.Namespace
         took, converged = merkle_converged(nodes, None, timeout=args.heal_deadline)
         if not converged:
             problems.append(f"Merkle roots still differ after {took:.0f} s")
-        finals = finals_read(nodes, None, work.history.keys())
-        deadline = time.monotonic() + 30
-        while not streams_caught_up(work.history, finals) and time.monotonic() < deadline:
-            time.sleep(0.25)
+        finals = finals_settled(work, nodes)
     finally:
         done.set()
         cluster.heal()
         work.stop()
-    report = check(work.history, finals, joined_at=joined_at(nodes, None))
-    problems += report.lost[:5] + report.resurrected[:5] + report.stream_faults[:5]
-    return Row(
-        fault=name,
-        operations=report.operations,
-        acknowledged=report.acknowledged,
-        unknown=report.unknown,
-        lost=len(report.lost),
-        resurrected=len(report.resurrected),
-        watch_faults=len(report.stream_faults),
+    return checked_row(
+        name, work, nodes, finals, problems,
         convergence_s=round(took, 1) if converged else None,
         detection_s=round(detected[0], 1) if detected else None,
-        problems=problems,
-    )
+    )  # fmt: skip
 
 
 def run_network_faults(root: Path, names: list[str], env: dict, args: argparse.Namespace):
@@ -549,40 +540,28 @@ def run_more_fault(ctx: dict, name: str, args: argparse.Namespace) -> Row:
         took, converged = merkle_converged(nodes, None, timeout=args.heal_deadline)
         if not converged:
             problems.append(f"Merkle roots still differ after {took:.0f} s")
-        finals = finals_read(nodes, None, work.history.keys())
-        deadline = time.monotonic() + 30
-        while not streams_caught_up(work.history, finals) and time.monotonic() < deadline:
-            time.sleep(0.25)
+        finals = finals_settled(work, nodes)
     finally:
         work.stop()
         members.stop()
         _cpu_unload(ctx)
-    report = check(work.history, finals, joined_at=joined_at(nodes, None))
-    problems += report.lost[:5] + report.resurrected[:5] + report.stream_faults[:5]
     statuses = Counter(op.status for op in work.history.ops if op.status is not None)
-    problems += [
+    more = [
         f"{n} answers {status}"
         for status, n in statuses.items()
         if status >= 500 and status not in (503, 507)  # syncing, a full disk: clear refusals
     ]
     if name == "disk-full" and not statuses[507]:
-        problems.append("no write was refused with 507: the disk never filled")
+        more.append("no write was refused with 507: the disk never filled")
     excused = {target: [(started, ended + 15.0)]} if phase.down else {}
     false = false_suspicions(members.samples, excused=excused)
     detected = detection_s(members.samples, member=target, since=started, observers=["node1"])
-    return Row(
-        fault=name,
-        operations=report.operations,
-        acknowledged=report.acknowledged,
-        unknown=report.unknown,
-        lost=len(report.lost),
-        resurrected=len(report.resurrected),
-        watch_faults=len(report.stream_faults),
+    return checked_row(
+        name, work, nodes, finals, problems, more=more,
         convergence_s=round(took, 1) if converged else None,
         detection_s=round(detected, 1) if detected is not None else None,
-        problems=problems,
         false_suspicions=len(false),
-    )
+    )  # fmt: skip
 
 
 @contextmanager

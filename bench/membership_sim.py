@@ -342,7 +342,8 @@ def main() -> int:
         print(f"{size} members done: {asdict(result)}", file=sys.stderr, flush=True)
     print(
         f"load: {os.getloadavg()[0]:.2f} (1 min); interval 1 s, fanout {args.fanout}, "
-        f"suspect after {args.suspect_after} s, dead after {args.dead_after} s"
+        f"suspect after {args.suspect_after} s, dead after {args.dead_after} s "
+        "(times log10 of the live members beyond 10)"
     )
     print(table(results, loss=args.loss))
     if args.json:
