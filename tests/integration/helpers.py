@@ -291,6 +291,28 @@ def kvs_up(
         reader.join(timeout=5)
 
 
+# Fault scenarios are about data, not credentials or rate limits (anonymous requests are throttled).
+DATA_ONLY_ENV = {"KVS_AUTH_ENABLED": "false", "KVS_THROTTLE_ANON": ""}
+
+
+@contextmanager
+def fault_cluster(
+    tmp_path: Path, *, args: Sequence[str] = (), start_deadline: float = START_DEADLINE_S
+) -> Iterator[Launch]:
+    """Three nodes for a fault scenario (DATA_ONLY_ENV). A test adds each process group it
+    SIGSTOPs to `launched.frozen`; they are all continued when the block ends, whatever
+    happened, so that the nodes can be stopped."""
+    with kvs_up(
+        tmp_path, nodes=3, env=DATA_ONLY_ENV, args=args, start_deadline=start_deadline
+    ) as launched:
+        launched.frozen = []
+        try:
+            yield launched
+        finally:
+            for group in launched.frozen:
+                signal_group(group, signal.SIGCONT)
+
+
 def stop_launcher(proc: subprocess.Popen) -> None:
     """SIGTERM the launcher (resuming it if it was stopped); SIGKILL it if it will not exit."""
     if proc.poll() is not None:

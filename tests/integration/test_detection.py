@@ -17,7 +17,15 @@ from django.conf import settings
 
 from tests.faults.detection import MemberLog, detection_s, false_suspicions
 
-from .helpers import Launch, health_ok, kvs_up, logs_on_failure, node_groups, signal_group, wait_for
+from .helpers import (
+    Launch,
+    fault_cluster,
+    health_ok,
+    logs_on_failure,
+    node_groups,
+    signal_group,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -32,22 +40,15 @@ DETECTION_BOUND_S = 10.0
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
-    env = {"KVS_AUTH_ENABLED": "false", "KVS_THROTTLE_ANON": ""}
-    with kvs_up(tmp_path, nodes=3, env=env, start_deadline=START_DEADLINE_S) as launched:
-        stopped: list[int] = []
-        launched.stopped = stopped
-        try:
-            with logs_on_failure(request, launched):
-                yield launched
-        finally:
-            for group in stopped:
-                signal_group(group, signal.SIGCONT)
+    with fault_cluster(tmp_path, start_deadline=START_DEADLINE_S) as launched:
+        with logs_on_failure(request, launched):
+            yield launched
 
 
 def freeze(cluster: Launch, index: int, seconds: float) -> None:
     """SIGSTOP node `index`'s web server and worker for `seconds`, then SIGCONT them."""
     groups = node_groups(cluster, index)
-    cluster.stopped.extend(groups)
+    cluster.frozen.extend(groups)
     for group in groups:
         signal_group(group, signal.SIGSTOP)
     time.sleep(seconds)

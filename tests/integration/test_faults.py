@@ -24,7 +24,7 @@ from tests.faults.workload import (
     streams_caught_up,
 )
 
-from .helpers import Launch, health_ok, kvs_up, logs_on_failure, signal_group, wait_for
+from .helpers import Launch, fault_cluster, health_ok, logs_on_failure, signal_group, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -46,17 +46,9 @@ def web_group(launch: Launch, index: int) -> int:
 
 @pytest.fixture
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
-    # This is about data, not credentials or rate limits (anonymous requests are throttled).
-    env = {"KVS_AUTH_ENABLED": "false", "KVS_THROTTLE_ANON": ""}
-    with kvs_up(tmp_path, nodes=3, env=env, start_deadline=START_DEADLINE_S) as launched:
-        frozen: list[int] = []
-        launched.frozen = frozen
-        try:
-            with logs_on_failure(request, launched):
-                yield launched
-        finally:
-            for group in frozen:
-                signal_group(group, signal.SIGCONT)
+    with fault_cluster(tmp_path, start_deadline=START_DEADLINE_S) as launched:
+        with logs_on_failure(request, launched):
+            yield launched
 
 
 def test_no_write_is_lost_across_a_killed_and_a_frozen_web_server(cluster: Launch):

@@ -16,7 +16,7 @@ import pytest
 
 from tests.faults.deps import pid_of, scenario
 
-from .helpers import Launch, kvs_up, logs_on_failure, signal_group, wait_for
+from .helpers import Launch, fault_cluster, logs_on_failure, signal_group, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -26,17 +26,10 @@ OUTAGE_S = 5.0  # the launcher's restart delay: how long a killed Redis stays aw
 
 @pytest.fixture(scope="module")
 def module_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launch]:
-    # This is about data, not credentials or rate limits (anonymous requests are throttled).
-    env = {"KVS_AUTH_ENABLED": "false", "KVS_THROTTLE_ANON": ""}
-    args = ["--restart-delay", str(OUTAGE_S)]
     tmp = tmp_path_factory.mktemp("redis-loss")
-    with kvs_up(tmp, nodes=3, env=env, args=args, start_deadline=START_DEADLINE_S) as launched:
-        launched.frozen = []
-        try:
-            yield launched
-        finally:
-            for pid in launched.frozen:
-                signal_group(pid, signal.SIGCONT)
+    args = ["--restart-delay", str(OUTAGE_S)]
+    with fault_cluster(tmp, args=args, start_deadline=START_DEADLINE_S) as launched:
+        yield launched
 
 
 @pytest.fixture
