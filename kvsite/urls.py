@@ -6,11 +6,13 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cluster.api.views import HealthApi
+from kv.api.urls import key_urlpatterns
 from ops.api.views import MetricsApi
 
 from .admin_site import favicon
 
 urlpatterns = [
+    *key_urlpatterns,
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("health", HealthApi.as_view(), name="health"),
     path("metrics", MetricsApi.as_view(), name="metrics"),
