@@ -328,10 +328,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Python code itself runs one thread at a time per process.
 KVS_HTTP_THREADS = env.int("KVS_HTTP_THREADS", default=8)
 # Whether single-key reads (GET/HEAD /api/v1/kv/{key}) and /health run on the web worker's event
-# loop thread rather than on one of those threads. Off by default: under uvicorn it measured
-# slower, in req/s and in CPU per answer (docs/performance.md); the loop does nothing else
-# meanwhile.
-KVS_HTTP_INLINE_READS = env.bool("KVS_HTTP_INLINE_READS", default=False)
+# loop thread rather than on one of those threads: no hand-off between threads, about a third
+# less CPU per read (docs/performance.md). The loop does nothing else meanwhile, so it is on by
+# default only on SQLite, whose reads never wait on a lock or a network; on PostgreSQL a read
+# waits for the server, and a slow server would stall the worker's websockets too.
+KVS_HTTP_INLINE_READS = env.bool(
+    "KVS_HTTP_INLINE_READS",
+    default=DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3",
+)
 
 # --- HTTP edge (kvsite/edge.py, kvsite/server.py) ------------------------------------------------
 
