@@ -8,7 +8,7 @@ environ on the loop and then runs Django one of two ways:
   each, one indexed query that never waits on a lock). There is no hand-off at all: no
   thread to wake, no GIL to pass back and forth, no future to resolve. While such a request
   runs the worker's loop does nothing else, which is why only short, bounded requests
-  qualify. Under uvicorn this measured slower than the pool (docs/performance.md).
+  qualify. On by default on SQLite: about a third less CPU per read (docs/performance.md).
 - **on a fixed pool of threads** for everything else (writes, which may wait for the store's
   write lock; lists; admin pages; anything that may call other nodes). The thread runs the view
   and collects the whole answer, so the loop is woken once, when the answer is ready, rather than
