@@ -130,11 +130,12 @@ def servers(workers: int, candidates: bool) -> list[tuple[str, list[str], dict, 
         return chosen
     every = (*floors, "kvsite")
     inline = {"KVS_HTTP_INLINE_READS": "true"}
+    pool = {"KVS_HTTP_INLINE_READS": "false"}
     chosen[1] = (*chosen[1][:3], every)
     return [
         *chosen,
-        ("uvicorn + bridge, reads on the loop thread",
-         kvs_serve(workers, "bench.floor_asgi:floor_application"), inline, every),
+        ("uvicorn + bridge, thread pool only",
+         kvs_serve(workers, "bench.floor_asgi:floor_application"), pool, every),
         ("uvicorn + a2wsgi", kvs_serve(workers, "bench.floor_asgi:a2wsgi_application"), {}, every),
         ("granian bare ASGI", granian(workers, "asginl", "bench.floor_asgi:application"), {},
          ("asgi",)),
