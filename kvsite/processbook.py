@@ -42,6 +42,9 @@ class ProcessBook:
     def __init__(self) -> None:
         self.process = uuid.uuid4().hex
         self._lock = threading.Lock()
+        # One write() at a time: the one that reads the mapping last also stores it last, so a
+        # slower write of an older mapping never replaces a newer one in Redis.
+        self._write_lock = threading.Lock()
         self._changed = threading.Event()
         self._thread: threading.Thread | None = None
         self._stored_empty = False
@@ -69,17 +72,18 @@ class ProcessBook:
     def write(self) -> None:
         """Store this process's hash in Redis (and keep it from expiring)."""
         key = self.hash_key.format(self.process)
-        mapping = self.mapping()
-        if not mapping and self._stored_empty:
-            return  # nothing to keep from expiring
-        pipe = redis_client().pipeline()
-        pipe.delete(key)
-        if mapping:
-            pipe.hset(key, mapping=mapping)
-            pipe.expire(key, TTL_S)
-        pipe.sadd(self.processes_key, self.process)
-        pipe.execute()
-        self._stored_empty = not mapping
+        with self._write_lock:
+            mapping = self.mapping()
+            if not mapping and self._stored_empty:
+                return  # nothing to keep from expiring
+            pipe = redis_client().pipeline()
+            pipe.delete(key)
+            if mapping:
+                pipe.hset(key, mapping=mapping)
+                pipe.expire(key, TTL_S)
+            pipe.sadd(self.processes_key, self.process)
+            pipe.execute()
+            self._stored_empty = not mapping
 
     @classmethod
     def hashes(cls) -> list[dict]:

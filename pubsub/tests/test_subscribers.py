@@ -41,3 +41,36 @@ def test_visible_topics_are_those_under_the_prefix_in_name_order(node_redis):
     book.write()
     assert topics_visible(prefix="team/") == [("team/a", 2), ("team/b", 1)]
     assert [t for t, _ in topics_visible(prefix=None)] == ["other", "team/a", "team/b"]
+
+
+def test_a_slow_write_of_older_counts_never_replaces_newer_ones(node_redis):
+    """Two threads write the same process's counts (its refresher, and a caller): the one that
+    read the counts last stores them last."""
+    import threading
+
+    class SlowFirstRead(SubscriberBook):
+        def __init__(self):
+            super().__init__()
+            self.read_once, self.go_on = threading.Event(), threading.Event()
+
+        def mapping(self):
+            mapping = super().mapping()
+            if not self.read_once.is_set():  # the first writer stops here with what it read
+                self.read_once.set()
+                assert self.go_on.wait(5)
+            return mapping
+
+    book = SlowFirstRead()
+    book._counts.update({"a": 1})
+    older = threading.Thread(target=book.write)
+    older.start()
+    assert book.read_once.wait(5)
+    book._counts.update({"b": 1})  # a change after the first writer read the counts
+    newer = threading.Thread(target=book.write)
+    newer.start()
+    newer.join(0.2)  # it waits for the first write to be stored (its own read comes after)
+    book.go_on.set()
+    older.join(5)
+    newer.join(5)
+    assert not older.is_alive() and not newer.is_alive()
+    assert topics_subscribed() == {"a": 1, "b": 1}
