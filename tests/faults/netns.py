@@ -375,10 +375,11 @@ class NetnsCluster:
 
     def statuses(self, url: str, *, timeout: float = 2.0) -> dict[str, str]:
         """Node id → status, as the node at `url` lists its members."""
-        members = httpx.get(
-            f"{url}/api/v1/cluster/members", headers=self.headers(), timeout=timeout
-        ).json()
-        return {m["node_id"]: m["status"] for m in members}
+        answer = httpx.get(f"{url}/api/v1/cluster/members", headers=self.headers(), timeout=timeout)
+        # A node that has not yet received root's token from the first node answers 401: an
+        # httpx.HTTPStatusError, which a wait for readiness takes as "not yet".
+        answer.raise_for_status()
+        return {m["node_id"]: m["status"] for m in answer.json()}
 
     def reachable(self, src: Host, dst: Host, *, timeout: float = 2.0) -> bool:
         """Whether `src` can open a TCP connection to `dst`'s web port within `timeout`."""
