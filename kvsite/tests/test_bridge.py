@@ -4,6 +4,9 @@ Django gets, and answers whole or streamed."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -159,32 +162,29 @@ def test_a_streaming_answer_is_sent_chunk_by_chunk_and_closed():
         assert closed == [True]
 
 
-@pytest.mark.parametrize(
-    "database_url, inline",
-    [
-        (None, "True"),  # the default: SQLite in the data directory
-        ("sqlite:////tmp/kvs-settings-test.sqlite3", "True"),
-        ("postgres://kvs:secret@127.0.0.1:5432/kvs", "False"),
-    ],
-)
-def test_reads_run_on_the_loop_by_default_only_on_sqlite(tmp_path, database_url, inline):
-    import os
-    import subprocess
-    import sys
-
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KVS_HTTP_INLINE_READS")
-    }
-    env.update(KVS_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="kvsite.settings")
-    if database_url is not None:
-        env["DATABASE_URL"] = database_url
+def inline_reads_setting(env: dict[str, str]) -> str:
+    """KVS_HTTP_INLINE_READS as a fresh process's settings read it from `env`."""
     code = "from django.conf import settings; print(settings.KVS_HTTP_INLINE_READS)"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == inline
+    return out.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "database_url, inline",
+    [
+        (None, "True"),  # the default: SQLite in the data directory
+        ("sqlite:///{tmp}/other.sqlite3", "True"),
+        ("postgres://kvs:secret@127.0.0.1:5432/kvs", "False"),
+    ],
+)
+def test_reads_run_on_the_loop_by_default_only_on_sqlite(tmp_path, database_url, inline):
+    unset = ("DATABASE_URL", "KVS_HTTP_INLINE_READS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(KVS_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="kvsite.settings")
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url.format(tmp=tmp_path)
+    assert inline_reads_setting(env) == inline
     env["KVS_HTTP_INLINE_READS"] = "false"  # an explicit setting wins
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "False"
+    assert inline_reads_setting(env) == "False"

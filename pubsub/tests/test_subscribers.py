@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from pubsub.subscribers import COUNTS_KEY, SubscriberBook, topics_subscribed, topics_visible
 
 
@@ -46,7 +48,6 @@ def test_visible_topics_are_those_under_the_prefix_in_name_order(node_redis):
 def test_a_slow_write_of_older_counts_never_replaces_newer_ones(node_redis):
     """Two threads write the same process's counts (its refresher, and a caller): the one that
     read the counts last stores them last."""
-    import threading
 
     class SlowFirstRead(SubscriberBook):
         def __init__(self):
@@ -68,7 +69,9 @@ def test_a_slow_write_of_older_counts_never_replaces_newer_ones(node_redis):
     book._counts.update({"b": 1})  # a change after the first writer read the counts
     newer = threading.Thread(target=book.write)
     newer.start()
-    newer.join(0.2)  # it waits for the first write to be stored (its own read comes after)
+    # No condition marks "newer is blocked": give it a moment in which, without the write lock,
+    # it would store its counts before the older write does.
+    newer.join(0.2)
     book.go_on.set()
     older.join(5)
     newer.join(5)
