@@ -25,6 +25,7 @@ from jsonschema.validators import validator_for
 
 from accounts.models import ApiToken, User
 from kv.keys import prefix_successor
+from kv.locking import store_write_lock
 from kv.models import AclRule, Entry, PrefixSchema
 from kv.services import SYSTEM_PREFIX, system_record_put
 from kv.signals import Change, entries_applied
@@ -254,16 +255,21 @@ def _on_entries_applied(sender, changes: list[Change], **kwargs) -> None:
 
 
 def record_materialize(key: str) -> None:
-    """Bring the table row of the system record `key` in line with its stored entry."""
+    """Bring the table row of the system record `key` in line with its stored entry.
+
+    The entry is read and its row written under the store lock, which entries_applied comes
+    after: on SQLite a newer version of the record cannot be committed and materialized in
+    between. (On PostgreSQL that lock is a no-op, as before: receivers run after the commit.)"""
     kind, name = _parse_key(key)
-    entry = Entry.objects.filter(key=key).first()
-    if entry is None:
-        return
-    record = None if entry.deleted or entry.value is None else orjson.loads(entry.value)
-    with _materializing(), transaction.atomic():
-        _MATERIALIZERS[kind](name, record)
-    if kind in (USERS, GROUPS) and record is not None:
-        _materialize_dependents(name)
+    with store_write_lock():
+        entry = Entry.objects.filter(key=key).first()
+        if entry is None:
+            return
+        record = None if entry.deleted or entry.value is None else orjson.loads(entry.value)
+        with _materializing(), transaction.atomic():
+            _MATERIALIZERS[kind](name, record)
+        if kind in (USERS, GROUPS) and record is not None:
+            _materialize_dependents(name)
 
 
 def _materialize_dependents(name: str) -> None:

@@ -174,11 +174,11 @@ class Batch:
             row is not None and (row.deleted, row.expires_at) != (new.deleted, new.expires_at)
             for row, new in ((stored[key], entry) for key, entry in latest.items())
         )
+        self._history(staged)  # before the upsert replaces the rows it copies
         ids = rows.entries_upsert(list(latest.values()), expiry_changed=expiry_changed)
         for item in staged:
             item.entry.pk = ids[item.entry.key]
             item.entry._state.adding = False
-        self._history(staged)
         self._merkle(staged)
         return staged
 
@@ -187,7 +187,16 @@ class Batch:
         if depth <= 0:
             return
         previous = [item.replaced for item in staged if item.replaced is not None]
-        rows.history_insert(previous)
+        # a key's first replaced version is the row the database holds: it copies it; the
+        # versions a batch stores and replaces again are inserted from here
+        held, between, seen = [], [], set()
+        for item in staged:
+            key = item.entry.key
+            if item.replaced is not None:
+                (between if key in seen else held).append(item.replaced)
+            seen.add(key)
+        rows.history_copy([entry.key for entry in held])
+        rows.history_insert(between)
         over = []
         for entry in previous:
             count = self._history_count.get(entry.key, 0) + 1
@@ -228,7 +237,12 @@ def entries_apply_batch(writes: Sequence[Write], *, keys: Iterable[str] = ()) ->
 def entries_apply_taken(take: Callable[[], tuple[Sequence[Write], Iterable[str]]]) -> list[Outcome]:
     """`entries_apply_batch` of the writes and keys that `take()` gives once the store is locked
     (the state row too: on PostgreSQL that is the lock), so that a group commit gathers the
-    writes that arrive while it waits."""
+    writes that arrive while it waits.
+
+    The `entries_applied` signal of a batch committed here is sent once the store lock is
+    released (its receivers only queue work for other threads), so that the next writer of the
+    node does not wait for it; inside an outer transaction it is sent when that one commits."""
+    outermost = not transaction.get_connection().in_atomic_block
     with store_write_lock(), transaction.atomic():
         batch = Batch(rows.state_lock())
         writes, keys = take()
@@ -244,6 +258,8 @@ def entries_apply_taken(take: Callable[[], tuple[Sequence[Write], Iterable[str]]
             Change(s.entry.key, s.entry.revision, s.entry.deleted, s.entry.origin)
             for s in batch._stored
         ]
-        if changes:
+        if changes and not outermost:
             transaction.on_commit(partial(entries_applied.send, sender=Entry, changes=changes))
+    if changes and outermost:  # committed (an error above would have raised)
+        entries_applied.send(sender=Entry, changes=changes)
     return outcomes

@@ -197,6 +197,21 @@ def history_insert(previous: list[Entry]) -> None:
             )
 
 
+_HISTORY_COLUMNS = ", ".join(_q(f.column) for f in _HISTORY_FIELDS)  # the entry's names too
+_COPY_HISTORY = (
+    f"INSERT INTO {_HISTORY} ({_HISTORY_COLUMNS}) SELECT {_HISTORY_COLUMNS} FROM {_ENTRY} "
+    f"WHERE {_q('key')} IN ({{marks}})"
+)
+
+
+def history_copy(keys: list[str]) -> None:
+    """Keep the stored rows of `keys` as history versions, copied by the database (before they
+    are replaced): no value is read back, decoded or encoded again."""
+    with connection.cursor() as cursor:
+        for part in _chunks(keys):
+            cursor.execute(_COPY_HISTORY.format(marks=", ".join(["%s"] * len(part))), part)
+
+
 def _history_values(previous: Entry) -> list:
     version = EntryVersion(
         key=previous.key,
