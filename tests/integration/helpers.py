@@ -121,6 +121,15 @@ class Launch:
         """The URL of node `index` (1-based)."""
         return f"http://127.0.0.1:{self.port + index - 1}"
 
+    def client(self, index: int = 1, token: str | None = None, *, timeout: float = 30.0):
+        """An httpx client of node `index` sending `token` (default: the root token)."""
+        return httpx.Client(
+            base_url=self.node_url(index),
+            headers={"Authorization": f"Bearer {token or self.token}"},
+            timeout=timeout,  # one request; generous, the machine may be loaded
+            trust_env=False,
+        )
+
     def output(self) -> str:
         return "".join(self.lines)
 

@@ -22,7 +22,6 @@ READY_DEADLINE_S = 90.0  # the root token reaches nodes 2 and 3 by anti-entropy 
 CONVERGE_DEADLINE_S = 120.0
 OWN_KEYS = 20
 SHARED_KEYS = 10
-REQUEST_TIMEOUT_S = 30.0
 
 
 @pytest.fixture
@@ -31,15 +30,6 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
     with kvs_up(tmp_path, nodes=3, env=env, start_deadline=START_DEADLINE_S) as launched:
         with logs_on_failure(request, launched):
             yield launched
-
-
-def client(launch: Launch, index: int) -> httpx.Client:
-    return httpx.Client(
-        base_url=launch.node_url(index),
-        headers={"Authorization": f"Bearer {launch.token}"},
-        timeout=REQUEST_TIMEOUT_S,
-        trust_env=False,
-    )
 
 
 def status_of(c: httpx.Client) -> dict | None:
@@ -68,7 +58,7 @@ def pushed_cursors(launch: Launch, index: int) -> list[tuple[str, int]]:
 
 
 def test_anti_entropy_alone_converges_three_diverged_nodes(cluster: Launch):
-    nodes = {index: client(cluster, index) for index in NODES}
+    nodes = {index: cluster.client(index) for index in NODES}
     try:
 
         def ready() -> bool:

@@ -42,15 +42,6 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
             yield launched
 
 
-def client(launch: Launch, index: int) -> httpx.Client:
-    return httpx.Client(
-        base_url=launch.node_url(index),
-        headers={"Authorization": f"Bearer {launch.token}"},
-        timeout=REQUEST_TIMEOUT_S,
-        trust_env=False,
-    )
-
-
 def health(c: httpx.Client) -> dict:
     response = c.get("/api/v1/cluster/health")
     assert response.status_code == 200, response.text
@@ -70,7 +61,7 @@ def roots(view: dict) -> dict[str, str | None]:
 def test_a_diverged_node_shows_as_not_converged_and_repair_brings_the_roots_together(
     cluster: Launch,
 ):
-    nodes = {index: client(cluster, index) for index in NODES}
+    nodes = {index: cluster.client(index, timeout=REQUEST_TIMEOUT_S) for index in NODES}
     try:
 
         def three_members() -> bool:

@@ -26,15 +26,6 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
             yield launched
 
 
-def client(launch: Launch, index: int) -> httpx.Client:
-    return httpx.Client(
-        base_url=launch.node_url(index),
-        headers={"Authorization": f"Bearer {launch.token}"},
-        timeout=REQUEST_TIMEOUT_S,
-        trust_env=False,
-    )
-
-
 def versions(c: httpx.Client, key: str) -> list[dict]:
     response = c.get(f"/api/v1/history/{key}")
     return response.json()["versions"] if response.status_code == 200 else []
@@ -47,7 +38,7 @@ def newest(c: httpx.Client, key: str) -> str | None:
 
 
 def test_the_actor_and_node_replicate_with_the_version_and_so_does_a_revert(cluster) -> None:
-    one, two = client(cluster, 1), client(cluster, 2)
+    one, two = (cluster.client(index, timeout=REQUEST_TIMEOUT_S) for index in (1, 2))
     wait_for(
         lambda: (
             two.get("/api/v1/whoami").status_code == 200

@@ -35,7 +35,6 @@ RESTART_DEADLINE_S = 120.0  # the launcher's backoff, then uvicorn and Celery st
 CATCH_UP_DEADLINE_S = 60.0
 EVENT_DEADLINE_S = 20.0
 OUT_WINDOW_S = 8.0  # > two anti-entropy rounds and many push sweeps
-REQUEST_TIMEOUT_S = 30.0
 
 
 @pytest.fixture
@@ -46,19 +45,10 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
             yield launched
 
 
-def client(launch: Launch, index: int) -> httpx.Client:
-    return httpx.Client(
-        base_url=launch.node_url(index),
-        headers={"Authorization": f"Bearer {launch.token}"},
-        timeout=REQUEST_TIMEOUT_S,
-        trust_env=False,
-    )
-
-
 def get_json(launch: Launch, index: int, path: str) -> object | None:
     """The JSON of a 200 answer, or None (down, restarting, refusing)."""
     try:
-        with client(launch, index) as c:
+        with launch.client(index) as c:
             response = c.get(path, timeout=5.0)
     except httpx.HTTPError:
         return None
@@ -137,7 +127,7 @@ def test_a_node_that_left_and_was_forgotten_is_out_until_its_restart_rejoins_it(
         interval=0.25,
         what="three alive members everywhere, every node normal",
     )
-    n1, n2, n3 = (client(cluster, index) for index in NODES)
+    n1, n2, n3 = (cluster.client(index) for index in NODES)
     try:
         assert n1.put("/api/v1/kv/life/before", json="before").status_code == 201
         wait_for(

@@ -36,7 +36,6 @@ ANTI_ENTROPY_INTERVAL_S = 3.0  # the default KVS_ANTI_ENTROPY_INTERVAL
 BULK_KEYS = 1000
 WRITE_THREADS = 8
 CONFLICT_WRITERS = 20
-REQUEST_TIMEOUT_S = 30.0  # one request; generous, the machine may be loaded
 
 _cluster: Launch | None = None  # for `wait_for` to explain a timeout
 
@@ -71,20 +70,10 @@ def _logs_on_failure(request: pytest.FixtureRequest, cluster: Launch) -> Iterato
 # --- Talking to the nodes ------------------------------------------------------------------------
 
 
-def client(launch: Launch, index: int, token: str | None = None) -> httpx.Client:
-    """A client of node `index` sending `token` (default: the root token)."""
-    return httpx.Client(
-        base_url=launch.node_url(index),
-        headers={"Authorization": f"Bearer {token or launch.token}"},
-        timeout=REQUEST_TIMEOUT_S,
-        trust_env=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def root(cluster: Launch) -> Iterator[dict[int, httpx.Client]]:
     """Root clients of every node, by node index."""
-    clients = {index: client(cluster, index) for index in NODES}
+    clients = {index: cluster.client(index) for index in NODES}
     yield clients
     for c in clients.values():
         c.close()
@@ -109,7 +98,7 @@ def _statuses() -> object:
         return None
     seen = {}
     for index in NODES:
-        with client(_cluster, index) as c:
+        with _cluster.client(index) as c:
             st = status_of(c)
         seen[index] = st and {k: st[k] for k in ("mode", "members", "keys", "merkle_root")}
     return seen
@@ -211,7 +200,7 @@ def test_a_thousand_writes_over_all_nodes_converge(cluster: Launch, root) -> Non
 
     def put(i: int) -> int:
         if not hasattr(local, "clients"):  # one client per node per thread
-            local.clients = {n: client(cluster, n) for n in NODES}
+            local.clients = {n: cluster.client(n) for n in NODES}
             opened.extend(local.clients.values())
         c = local.clients[NODES[i % 3]]
         return c.put(f"/api/v1/kv/bulk/{i:04d}", json={"i": i}).status_code
@@ -239,7 +228,7 @@ def test_concurrent_conflicting_writes_converge_to_one_version(cluster: Launch, 
     start = threading.Barrier(CONFLICT_WRITERS)
 
     def write(writer: int) -> int:
-        with client(cluster, NODES[writer % 3]) as c:
+        with cluster.client(NODES[writer % 3]) as c:
             c.get("/health")  # connect before the barrier, so the writes really overlap
             start.wait(timeout=60)
             return c.put(f"/api/v1/kv/{key}", json={"writer": writer}).status_code
@@ -300,7 +289,7 @@ def test_a_token_replicates_and_its_revocation_too(cluster: Launch, root) -> Non
     issued = root[1].post("/api/v1/tokens", json={"scopes": ["read"], "name": "replicated"})
     assert issued.status_code == 201, issued.text
     token_id, secret = issued.json()["id"], issued.json()["token"]
-    holders = {index: client(cluster, index, secret) for index in NODES}
+    holders = {index: cluster.client(index, secret) for index in NODES}
     try:
 
         def whoami(index: int) -> int | None:
@@ -346,7 +335,7 @@ def test_users_groups_and_acl_rules_from_node1_are_enforced_on_node3(cluster: La
         issued = n1.post("/api/v1/tokens", json={"user": username, "scopes": ["read", "write"]})
         assert issued.status_code == 201, issued.text
         secrets[username] = issued.json()["token"]
-    alice, bob = client(cluster, 3, secrets["repl-alice"]), client(cluster, 3, secrets["repl-bob"])
+    alice, bob = cluster.client(3, secrets["repl-alice"]), cluster.client(3, secrets["repl-bob"])
     try:
 
         def arrived() -> bool:
@@ -519,7 +508,7 @@ def test_a_deleted_acl_rule_is_gone_and_no_longer_enforced_on_every_node(cluster
     # Nobody but superusers may create keys under ruled/.
     rule = root[1].put("/api/v1/acl/ruled/", json={"mode": "------------"})
     assert rule.status_code == 201, rule.text
-    dan = {index: client(cluster, index, issued.json()["token"]) for index in NODES}
+    dan = {index: cluster.client(index, issued.json()["token"]) for index in NODES}
     attempt = itertools.count()
 
     def dan_may_create(index: int) -> int | None:
@@ -591,7 +580,7 @@ class Writer:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        clients = {index: client(self.launch, index) for index in (1, 2)}
+        clients = {index: self.launch.client(index) for index in (1, 2)}
         try:
             for i in itertools.count():
                 if self.stop.is_set():

@@ -21,19 +21,13 @@ START_DEADLINE_S = 180.0
 DEADLINE_S = 60.0
 
 
-def client(launch: Launch, index: int) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {launch.token}"}
-    return httpx.Client(base_url=launch.node_url(index), headers=headers, timeout=30,
-                        trust_env=False)  # fmt: skip
-
-
 def kvs(launch: Launch, *args: str, endpoints: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "KVS_TOKEN": launch.token, "KVS_ENDPOINTS": endpoints}
     return subprocess.run([str(KVS), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def listing(launch: Launch, index: int, prefix: str) -> dict[str, tuple]:
-    with client(launch, index) as c:
+    with launch.client(index) as c:
         page = c.get("/api/v1/kv/", params={"prefix": prefix, "limit": 1000}).json()
     return {i["key"]: (i["value"], i["owner"], i["group"], i["mode"]) for i in page["items"]}
 
@@ -45,7 +39,7 @@ def test_export_import_round_trip_across_nodes(request, tmp_path: Path) -> None:
 
 
 def round_trip(launch: Launch, tmp_path: Path) -> None:
-    with client(launch, 1) as c:
+    with launch.client(1) as c:
         wait_for(lambda: all_normal(launch), timeout=DEADLINE_S, what="normal nodes")
         for n in range(60):
             assert c.put(f"/api/v1/kv/src/k{n:02d}", json={"n": n, "big": 2**70}).status_code == 201
@@ -61,11 +55,11 @@ def round_trip(launch: Launch, tmp_path: Path) -> None:
     odd_line = len(lines)
     original = listing(launch, 1, "src/")
 
-    with client(launch, 1) as c:
+    with launch.client(1) as c:
         assert c.delete("/api/v1/kv/src?recurse=1").json() == {"deleted": 61}
         schema = {"type": "object", "required": ["n"]}
         assert c.put("/api/v1/schemas/src/", json=schema).status_code in (200, 201)
-    with client(launch, 2) as c:
+    with launch.client(2) as c:
         wait_for(lambda: c.get("/api/v1/schemas/src/").status_code == 200
                  and c.get("/api/v1/kv/src/k59").status_code == 404,
                  timeout=DEADLINE_S, what="the delete and the schema on node2")  # fmt: skip
@@ -79,7 +73,7 @@ def round_trip(launch: Launch, tmp_path: Path) -> None:
              what="node3 to hold the imported keys")  # fmt: skip
     assert listing(launch, 2, "src/")["src/k07"][3] == 0xF71  # cdwr-dwr---r, as exported
 
-    with client(launch, 2) as c:
+    with launch.client(2) as c:
         revision = c.get("/api/v1/status").json()["revision"]
     # The second run, with an unreachable first endpoint: the next one is used.
     again = kvs(launch, "import", str(exported), "--json",
@@ -87,7 +81,7 @@ def round_trip(launch: Launch, tmp_path: Path) -> None:
     assert again.returncode == 3, again.stderr
     report = json.loads(again.stdout)
     assert (report["written"], report["skipped"], report["refused"]) == (0, 60, 1)
-    with client(launch, 2) as c:
+    with launch.client(2) as c:
         assert c.get("/api/v1/status").json()["revision"] == revision  # nothing changed
 
     launch.token = "kvs_wrong"
