@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from kv import selectors, services
+from kv import locking, selectors, services
 from kv.acl import Caller
 from kv.batch import entries_apply_batch
 from kv.models import AclRule, Entry, EntryVersion, PrefixSchema
@@ -215,3 +215,20 @@ def test_the_audit_events_of_a_batch_need_no_savepoint():
         services.entry_put(key="s", value="1", now=NOW)
     # the one savepoint is the batch's own, nested in the test's transaction
     assert sum(q["sql"].startswith("SAVEPOINT") for q in ctx.captured_queries) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_signal_comes_after_the_commit_and_the_store_lock():
+    seen = []
+
+    def receiver(sender, changes, **kwargs):
+        depth = getattr(locking._held, "depth", 0)
+        seen.append((connection.in_atomic_block, depth, [change.key for change in changes]))
+
+    entries_applied.connect(receiver)
+    try:
+        outcomes = entries_apply_batch([put("after/a", "1"), put("after/b", "2")])
+    finally:
+        entries_applied.disconnect(receiver)
+    assert [outcome.error for outcome in outcomes] == [None, None]
+    assert seen == [(False, 0, ["after/a", "after/b"])]
