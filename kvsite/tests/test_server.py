@@ -28,6 +28,7 @@ class Transport:
 
     def __init__(self) -> None:
         self.written = bytearray()
+        self.writes = 0
         self.closed = self.aborted = False
 
     def get_extra_info(self, name: str, default=None):
@@ -36,6 +37,7 @@ class Transport:
     def write(self, data: bytes) -> None:
         assert not self.closed, "write after close"
         self.written += data
+        self.writes += 1
 
     def close(self) -> None:
         self.closed = True
@@ -85,8 +87,8 @@ def json_body(transport: Transport) -> dict:
     return orjson.loads(bytes(transport.written).split(b"\r\n\r\n", 1)[1])
 
 
-def request(*headers: bytes) -> bytes:
-    return b"\r\n".join([b"GET /x HTTP/1.1", b"Host: h", *headers]) + b"\r\n\r\n"
+def request(*headers: bytes, path: bytes = b"/x") -> bytes:
+    return b"\r\n".join([b"GET " + path + b" HTTP/1.1", b"Host: h", *headers]) + b"\r\n\r\n"
 
 
 def test_a_request_within_the_limits_is_served():
@@ -214,5 +216,77 @@ def test_an_answer_the_client_reads_again_in_time_is_not_dropped():
         protocol.resume_writing()
         await asyncio.sleep(TIMEOUT_S * 2)
         assert not transport.aborted
+
+    asyncio.run(scenario())
+
+
+def test_an_answer_is_sent_in_one_write():
+    async def sized_app(scope, receive, send):
+        await receive()
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def scenario():
+        protocol, transport = connection(sized_app)
+        protocol.data_received(request())
+        await settle(lambda: transport.written)
+        assert transport.writes == 1
+        assert status_of(transport) == 200 and bytes(transport.written).endswith(b"\r\n\r\nok")
+
+    asyncio.run(scenario())
+
+
+def test_a_streamed_answer_is_sent_whole_and_in_order_before_the_connection_closes():
+    async def streaming_app(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"one,", b"two,"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            await asyncio.sleep(0.001)  # the next part comes in a later step of the loop
+        await send({"type": "http.response.body", "body": b"three"})
+
+    async def scenario():
+        protocol, transport = connection(streaming_app)
+        protocol.data_received(request(b"Connection: close"))
+        await settle(lambda: transport.closed)  # Transport refuses a write after close
+        body = bytes(transport.written).split(b"\r\n\r\n", 1)[1]
+        assert body == b"4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n"
+        assert transport.writes == 3
+
+    asyncio.run(scenario())
+
+
+def test_pipelined_answers_keep_the_order_of_their_requests():
+    async def path_app(scope, receive, send):
+        await receive()
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    async def scenario():
+        protocol, transport = connection(path_app)
+        protocol.data_received(request(path=b"/a") + request(path=b"/b") + request(path=b"/c"))
+        await settle(lambda: bytes(transport.written).count(b"HTTP/1.1 200") == 3)
+        written = bytes(transport.written)
+        assert written.index(b"\r\n\r\n/a") < written.index(b"\r\n\r\n/b")
+        assert written.index(b"\r\n\r\n/b") < written.index(b"\r\n\r\n/c")
+        assert not transport.closed
+
+    asyncio.run(scenario())
+
+
+def test_what_is_pending_is_sent_before_a_shutdown_or_a_refusal_closes_the_connection():
+    async def scenario():
+        protocol, transport = connection()
+        protocol._corked.write(b"the end of an answer")  # completed in this step of the loop
+        protocol.shutdown()
+        assert transport.written == b"the end of an answer" and transport.closed
+
+        protocol, transport = connection()
+        protocol._corked.write(b"HTTP/1.1 200 OK\r\n\r\nok")
+        protocol.data_received(b"GET /x HTTP/1.1\r\n" + b"X-Big: " + b"v" * 2000 + b"\r\n")
+        assert bytes(transport.written).startswith(b"HTTP/1.1 200 OK\r\n\r\nokHTTP/1.1 431")
+        assert transport.closed
 
     asyncio.run(scenario())
