@@ -250,7 +250,7 @@ def run(args, tmp: Path) -> int:
             targets.append((name, kind, {"url": server_url + paths.get(kind, ""), "proc": proc}))
     for _, kind, target in targets:
         target["script"] = "kvsite.lua" if kind == "kvsite" else "floor.lua"
-        target["lua_args"] = ["get", token] if kind == "kvsite" else []
+        target["lua_args"] = ["get", token] if kind == "kvsite" else ["get"]
         if kind != "kvsite":
             got = httpx.get(target["url"])
             if got.status_code != 200:

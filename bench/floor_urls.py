@@ -1,11 +1,13 @@
 """The floor benchmark's routes: a bare Django view and a bare DRF view, beside the node's own.
 
-Both answer the same 16 bytes of JSON. They run behind the same server, bridge and middleware as
-the API; the DRF view has no authentication, permission or throttle, so what it costs over the
-Django view is DRF's own request, negotiation and rendering machinery."""
+Both answer the same 16 bytes of JSON, to a GET or to a PUT (whose body they read and drop). They
+run behind the same server, bridge and middleware as the API; the DRF view has no authentication,
+permission or throttle, so what it costs over the Django view is DRF's own request, negotiation
+and rendering machinery. The Django view is exempt from the CSRF check, as DRF's views are."""
 
 from django.http import HttpResponse
 from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,7 +15,9 @@ from rest_framework.views import APIView
 BODY = b'{"floor": "ok"}\n'
 
 
+@csrf_exempt
 def bare_django(request):
+    request.body  # noqa: B018 (read, as a PUT of the API reads it)
     return HttpResponse(BODY, content_type="application/json")
 
 
@@ -23,6 +27,10 @@ class BareDrfApi(APIView):
     throttle_classes: list = []
 
     def get(self, request):
+        return Response({"floor": "ok"})
+
+    def put(self, request):
+        request.body  # noqa: B018
         return Response({"floor": "ok"})
 
 

@@ -13,9 +13,10 @@ random per request). "cpu" is the server's CPU use during the measured run, in c
 process of the started node; "?" with --url); "load" is the 1-minute load average at start.
 With a started node, the floor of its own stack is measured in the same run (bench/floor_bench.py,
 --no-floor to leave it out): beside the node, the same web server (`kvs serve`, same workers) on
-the node's data answers a bare ASGI response, a bare Django view and a bare DRF view, each GET
-measured at every concurrency right after kvsite's GET, and the table gives kvsite's GET as a
-share of each. The node and the floor servers share one Redis of the benchmark's own.
+the node's data answers a bare ASGI response, a bare Django view and a bare DRF view, each
+measured with the same op (a GET, or a PUT of a body of the same size that the view reads and
+drops) at every concurrency right after kvsite, and the table gives kvsite as a share of each.
+The node and the floor servers share one Redis of the benchmark's own.
 Everything started here is stopped at the end, also on Ctrl-C or SIGTERM.
 Exit status: 0 ok, 1 some request failed, 2 something did not start, 130 interrupted.
 """
@@ -275,17 +276,17 @@ def start_with_floors(tmp: Path, workers: int) -> tuple[str, str, subprocess.Pop
     return url, token, proc, floors
 
 
-def print_floor_table(rows: list[tuple[int, dict, dict[str, dict]]]) -> None:
-    """kvsite's GET beside the floors of its own stack, measured right after it."""
+def print_floor_table(rows: list[tuple[str, dict, dict[str, dict]]]) -> None:
+    """kvsite beside the floors of its own stack, each measured with the same op right after."""
     names = list(FLOOR_PATHS)
-    print(f"\n{'':8} | {'kvsite GET':>10} | " + " | ".join(f"{n:>11}" for n in names)
-          + " | kvsite GET as a share of each")  # fmt: skip
-    for c, kv, floor in rows:
+    print(f"\n{'':8} | {'kvsite':>10} | " + " | ".join(f"{n:>11}" for n in names)
+          + " | kvsite as a share of each")  # fmt: skip
+    for name, kv, floor in rows:
         shares = ", ".join(f"{kv['rps'] / floor[n]['rps']:.2f}x {n}" for n in names if n in floor)
         cells = " | ".join(
             f"{floor[n]['rps']:11.0f}" if n in floor else f"{'-':>11}" for n in names
         )
-        print(f"{'GET c' + str(c):8} | {kv['rps']:10.0f} | {cells} | {shares}")
+        print(f"{name:8} | {kv['rps']:10.0f} | {cells} | {shares}")
 
 
 def machine_info() -> dict:
@@ -357,11 +358,11 @@ def run(args, tmp: Path) -> int:
             for name, r in (("kvsite", kv), ("etcd", et)):
                 if r:
                     print(f"  {op.upper()} c{c} {name}: {r['rps']:.0f} req/s, {details(r)}")
-            if op == "get" and floors:
-                measured = {kind: measure(t, "", c, args.duration) for kind, t in floors.items()}
+            if floors:
+                measured = {kind: measure(t, op, c, args.duration) for kind, t in floors.items()}
                 for kind, r in measured.items():
-                    print(f"  GET c{c} floor {kind}: {r['rps']:.0f} req/s, {details(r)}")
-                floor_rows.append((c, kv, measured))
+                    print(f"  {op.upper()} c{c} floor {kind}: {r['rps']:.0f} req/s, {details(r)}")
+                floor_rows.append((f"{op.upper()} c{c}", kv, measured))
                 results[-1]["floor"] = measured
     print_table(rows)
     if floor_rows:

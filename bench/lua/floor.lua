@@ -1,8 +1,14 @@
--- wrk script for the floor benchmark: GET the URL's own path, with an optional bearer token.
--- Usage: wrk -s bench/lua/floor.lua URL -- [TOKEN]
+-- wrk script for the floor benchmark: GET the URL's own path, or PUT to it a body of the size
+-- kvsite.lua sends, with an optional bearer token.
+-- Usage: wrk -s bench/lua/floor.lua URL -- [get|put] [TOKEN]
 function init(args)
-  if args[1] and args[1] ~= "" then
-    wrk.headers["Authorization"] = "Bearer " .. args[1]
+  if args[1] == "put" then
+    wrk.method = "PUT"
+    wrk.body = '{"n": 1234, "pad": "xxxxxxxxxxxxxxxx"}'
+    wrk.headers["Content-Type"] = "application/json"
+  end
+  if args[2] and args[2] ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. args[2]
   end
 end
 
