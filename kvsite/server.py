@@ -14,9 +14,8 @@ block. `EdgeHttpToolsProtocol` adds, per request:
   is dropped once the answer has waited that long with the send buffer full.
 
 It also sends an answer's status line, headers and body in one write (`_Corked`) where uvicorn
-makes two: each send is a system call that lets go of the GIL, and on a busy worker the event
-loop then waits for the request threads to hand it back (GET at 32 connections: +20%,
-docs/performance.md).
+makes two: one system call and one packet per answer instead of two (GET at 32 connections:
++25% in an A/B, docs/performance.md).
 
 Idle keep-alive connections are closed by uvicorn itself after KEEP_ALIVE_S.
 """
@@ -137,10 +136,6 @@ class EdgeHttpToolsProtocol(HttpToolsProtocol):
     def shutdown(self) -> None:
         self._corked.flush()  # an answer completed in this step of the loop goes out first
         super().shutdown()
-
-    def timeout_keep_alive_handler(self) -> None:
-        self._corked.flush()
-        super().timeout_keep_alive_handler()
 
     def pause_writing(self) -> None:
         super().pause_writing()

@@ -246,7 +246,7 @@ def test_a_streamed_answer_is_sent_whole_and_in_order_before_the_connection_clos
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for part in (b"one,", b"two,"):
             await send({"type": "http.response.body", "body": part, "more_body": True})
-            await asyncio.sleep(0.001)  # the next part comes in a later step of the loop
+            await asyncio.sleep(0)  # the next part comes in a later step of the loop
         await send({"type": "http.response.body", "body": b"three"})
 
     async def scenario():
